@@ -1,1 +1,36 @@
+//! The upstream-compatible TNG JSON configuration, parsed once into typed, validated structs.
+//!
+//! Strict everywhere: unknown keys, duplicate keys, wrong types and out-of-range numbers are
+//! errors that name the field path. Keys that upstream accepts are still accepted; features
+//! this implementation does not serve are refused with "not supported".
 #![forbid(unsafe_code)]
+
+mod control;
+mod cors;
+mod egress;
+mod error;
+mod filter;
+mod ingress;
+mod json;
+mod key;
+mod mapping;
+mod mode;
+mod netfilter;
+mod ohttp;
+mod ra;
+mod top;
+
+pub use control::{ControlInterface, Endpoint};
+pub use cors::Cors;
+pub use egress::{Egress, EgressMode};
+pub use error::ConfigError;
+pub use filter::{EndpointFilter, HostMatcher};
+pub use ingress::{HttpProxy, Ingress, IngressMode, Socks5, Socks5Auth};
+pub use key::{KeySource, PeerShared, DEFAULT_ROTATION_INTERVAL};
+pub use mapping::MappingRule;
+pub use netfilter::{CaptureDst, EgressNetfilter, IngressNetfilter, DEFAULT_SO_MARK};
+pub use ohttp::{
+    EgressOhttp, HeaderList, HeaderPassthrough, IngressOhttp, PathDefault, PathRewrite,
+};
+pub use ra::{AaProvider, Attest, Model, Ra, Verify, DEFAULT_REFRESH_INTERVAL};
+pub use top::{parse, Config};

@@ -1,1 +1,31 @@
-#![forbid(unsafe_code)]
+//! Shared harness for the end-to-end tests: real `tng` and `tng-devkit` processes, real curl.
+//!
+//! Binaries are never built here: run `cargo build --workspace --bins` first, then the tests.
+//! Every process gets its own temp directory under `$TMPDIR/tng-e2e/` with its log, which the
+//! harness prints so a failing test can be diagnosed afterwards.
+//!
+//! Typical use:
+//! ```no_run
+//! use tng_e2e::*;
+//! let backend = Backend::start();
+//! let t = tunnel(backend.addr(), serde_json::json!({}), serde_json::json!({}));
+//! let out = curl(&[&format!("http://127.0.0.1:{}/echo", t.ingress_port), "-d", "hi"]);
+//! assert_eq!(out.stdout, b"hi");
+//! ```
+
+pub mod backend;
+pub mod client;
+pub mod net;
+pub mod paths;
+pub mod pattern;
+pub mod proc;
+pub mod relay;
+pub mod tng;
+
+pub use backend::Backend;
+pub use net::{curl, curl_status, free_port, http_get, raw_http, wait_http_ok, RawResponse};
+pub use paths::{bin, test_dir};
+pub use pattern::{pattern_bytes, pattern_sha256, PatternChecker, PATTERN_PERIOD};
+pub use proc::Proc;
+pub use relay::{split_requests, CapturedMessage, Relay};
+pub use tng::{launch_egress, launch_ingress, tunnel, Tng, Tunnel};

@@ -1,0 +1,104 @@
+use regex::Regex;
+
+use crate::error::{ConfigError, Result};
+use crate::json::{compile_regex, Field};
+use crate::mapping::{parse_mapping, MappingRule};
+use crate::mode::{reject_unsupported_common, single_mode};
+use crate::netfilter::{parse_egress_netfilter, EgressNetfilter};
+use crate::ohttp::{parse_egress_ohttp, EgressOhttp};
+use crate::ra::{parse_ra, Ra};
+
+#[derive(Debug, Clone)]
+pub struct Egress {
+    /// Index in `add_egress`.
+    pub id: usize,
+    pub mode: EgressMode,
+    /// `None` means the rats-TLS transport, which the runtime refuses.
+    pub ohttp: Option<EgressOhttp>,
+    /// Request paths (matched unanchored, without the query) forwarded without the tunnel.
+    pub direct_forward: Vec<Regex>,
+    pub ra: Ra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EgressMode {
+    Mapping(Vec<MappingRule>),
+    Netfilter(EgressNetfilter),
+}
+
+const MODES: [&str; 2] = ["mapping", "netfilter"];
+const KEYS: [&str; 12] = [
+    "mapping",
+    "netfilter",
+    "hook",
+    "mapping_udp",
+    "ohttp",
+    "decap_from_http",
+    "direct_forward",
+    "rats_tls",
+    "quic",
+    "no_ra",
+    "attest",
+    "verify",
+];
+
+pub(crate) fn parse_egress(
+    id: usize,
+    field: &Field<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Egress> {
+    let mut obj = field.object()?;
+    let (mode_name, mode_field) = single_mode(&mut obj, &MODES)?;
+    let mode = match mode_name {
+        "mapping" => EgressMode::Mapping(parse_mapping(&mode_field)?),
+        _ => EgressMode::Netfilter(parse_egress_netfilter(&mode_field)?),
+    };
+    reject_unsupported_common(&mut obj)?;
+    let (ohttp, legacy) = match obj.aliased("ohttp", "decap_from_http")? {
+        Some(f) if !f.is_null() => {
+            let (ohttp, legacy) = parse_egress_ohttp(&f, warnings)?;
+            (Some(ohttp), legacy)
+        }
+        _ => (None, None),
+    };
+    let direct_forward = match (obj.opt("direct_forward"), legacy) {
+        (Some(f), Some(legacy)) => {
+            return Err(ConfigError::new(
+                f.path,
+                format!(
+                    "cannot be combined with the deprecated {} (keep only direct_forward)",
+                    legacy.path
+                ),
+            ));
+        }
+        (Some(f), None) => f
+            .array()?
+            .iter()
+            .map(parse_direct_forward_rule)
+            .collect::<Result<_>>()?,
+        (None, Some(legacy)) => {
+            warnings.push(format!(
+                "{}: deprecated; write direct_forward [{{\"http_path\": ...}}] instead",
+                legacy.path
+            ));
+            legacy.regexes
+        }
+        (None, None) => Vec::new(),
+    };
+    let ra = parse_ra(&mut obj, warnings)?;
+    obj.finish(&KEYS)?;
+    Ok(Egress {
+        id,
+        mode,
+        ohttp,
+        direct_forward,
+        ra,
+    })
+}
+
+fn parse_direct_forward_rule(field: &Field<'_>) -> Result<Regex> {
+    let mut obj = field.object()?;
+    let regex = compile_regex(&obj.req("http_path")?)?;
+    obj.finish(&["http_path"])?;
+    Ok(regex)
+}

@@ -1,0 +1,153 @@
+use crate::control::{parse_endpoint, Endpoint};
+use crate::error::Result;
+use crate::filter::{parse_filter, EndpointFilter};
+use crate::json::Field;
+use crate::mapping::{parse_mapping, MappingRule};
+use crate::mode::{reject_unsupported_common, single_mode};
+use crate::netfilter::{parse_ingress_netfilter, IngressNetfilter};
+use crate::ohttp::{parse_ingress_ohttp, IngressOhttp};
+use crate::ra::{parse_ra, Ra};
+
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    /// Index in `add_ingress`.
+    pub id: usize,
+    pub mode: IngressMode,
+    /// `None` means the rats-TLS transport, which the runtime refuses.
+    pub ohttp: Option<IngressOhttp>,
+    pub ra: Ra,
+}
+
+#[derive(Debug, Clone)]
+pub enum IngressMode {
+    Mapping(Vec<MappingRule>),
+    HttpProxy(HttpProxy),
+    Netfilter(IngressNetfilter),
+    Socks5(Socks5),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpProxy {
+    pub proxy_listen: Endpoint,
+    /// Empty: everything goes through the tunnel.
+    pub dst_filters: Vec<EndpointFilter>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Socks5 {
+    pub proxy_listen: Endpoint,
+    pub dst_filters: Vec<EndpointFilter>,
+    pub auth: Option<Socks5Auth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socks5Auth {
+    pub username: String,
+    pub password: String,
+}
+
+const MODES: [&str; 4] = ["mapping", "http_proxy", "netfilter", "socks5"];
+const KEYS: [&str; 14] = [
+    "mapping",
+    "http_proxy",
+    "netfilter",
+    "socks5",
+    "hook",
+    "mapping_udp",
+    "ohttp",
+    "encap_in_http",
+    "rats_tls",
+    "quic",
+    "web_page_inject",
+    "no_ra",
+    "attest",
+    "verify",
+];
+
+pub(crate) fn parse_ingress(
+    id: usize,
+    field: &Field<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Ingress> {
+    let mut obj = field.object()?;
+    let (mode_name, mode_field) = single_mode(&mut obj, &MODES)?;
+    let mode = match mode_name {
+        "mapping" => IngressMode::Mapping(parse_mapping(&mode_field)?),
+        "http_proxy" => IngressMode::HttpProxy(parse_http_proxy(&mode_field)?),
+        "netfilter" => IngressMode::Netfilter(parse_ingress_netfilter(&mode_field)?),
+        _ => IngressMode::Socks5(parse_socks5(&mode_field, warnings)?),
+    };
+    reject_unsupported_common(&mut obj)?;
+    if let Some(f) = obj.field("web_page_inject") {
+        if f.bool()? {
+            return Err(f.err("web_page_inject is not supported by this implementation"));
+        }
+    }
+    let ohttp = match obj.aliased("ohttp", "encap_in_http")? {
+        Some(f) if !f.is_null() => Some(parse_ingress_ohttp(&f, warnings)?),
+        _ => None,
+    };
+    let ra = parse_ra(&mut obj, warnings)?;
+    obj.finish(&KEYS)?;
+    Ok(Ingress {
+        id,
+        mode,
+        ohttp,
+        ra,
+    })
+}
+
+fn parse_http_proxy(field: &Field<'_>) -> Result<HttpProxy> {
+    let mut obj = field.object()?;
+    let proxy_listen = parse_endpoint(&obj.req("proxy_listen")?)?;
+    let dst_filters = match obj.aliased("dst_filters", "dst_filter")? {
+        Some(f) => f
+            .one_or_many()?
+            .iter()
+            .map(parse_filter)
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    obj.finish(&["proxy_listen", "dst_filters", "dst_filter"])?;
+    Ok(HttpProxy {
+        proxy_listen,
+        dst_filters,
+    })
+}
+
+fn parse_socks5(field: &Field<'_>, warnings: &mut Vec<String>) -> Result<Socks5> {
+    let mut obj = field.object()?;
+    let proxy_listen = parse_endpoint(&obj.req("proxy_listen")?)?;
+    let dst_filters = match obj.aliased("dst_filters", "dst_filter")? {
+        Some(f) if f.path.ends_with(".dst_filter") => {
+            // Upstream ignores this key on socks5 and so tunnels everything; honouring the
+            // filter is what its author meant.
+            warnings.push(format!(
+                "{}: accepted as an alias of dst_filters (upstream TNG ignores it on socks5 and tunnels everything)",
+                f.path
+            ));
+            f.one_or_many()?
+                .iter()
+                .map(parse_filter)
+                .collect::<Result<_>>()?
+        }
+        Some(f) => f.array()?.iter().map(parse_filter).collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let auth = match obj.opt("auth") {
+        Some(f) => {
+            let mut auth = f.object()?;
+            let username = auth.req("username")?.string()?;
+            let password = auth.req("password")?.string()?;
+            auth.finish(&["username", "password"])?;
+            Some(Socks5Auth { username, password })
+        }
+        None => None,
+    };
+    obj.finish(&["proxy_listen", "dst_filters", "dst_filter", "auth"])?;
+    Ok(Socks5 {
+        proxy_listen,
+        dst_filters,
+        auth,
+    })
+}

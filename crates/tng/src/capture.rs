@@ -1,0 +1,135 @@
+//! Where connections come from and where they were going.
+//!
+//! Every mode is a set of listeners plus a rule for the original destination of each accepted
+//! connection: fixed (`mapping`), the accepted socket's local address (ingress `netfilter`,
+//! TPROXY) or conntrack's pre-NAT destination (egress `netfilter`, REDIRECT). The netfilter
+//! rules feeding a listener live exactly as long as its [`Capture`] guard.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+
+use anyhow::Context;
+use tng_capture::iptables;
+use tng_capture::rules::{Destination as RuleDestination, EgressRules, IngressRules, RuleSet, Selection};
+use tng_config::{CaptureDst, EgressNetfilter, IngressNetfilter};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+/// How to learn an accepted connection's original destination.
+#[derive(Clone, Copy, Debug)]
+pub enum Destination {
+    Fixed(SocketAddr),
+    /// TPROXY keeps the original destination as the socket's local address.
+    LocalAddress,
+    /// REDIRECT rewrote the destination; conntrack remembers the original.
+    OriginalDst,
+}
+
+impl Destination {
+    pub fn resolve(&self, stream: &TcpStream, listen_port: u16) -> io::Result<SocketAddr> {
+        let dst = match self {
+            Destination::Fixed(addr) => return Ok(*addr),
+            Destination::LocalAddress => stream.local_addr()?,
+            Destination::OriginalDst => SocketAddr::V4(tng_capture::socket::original_dst(stream)?),
+        };
+        if dst.ip().is_loopback() && dst.port() == listen_port {
+            return Err(io::Error::other(format!(
+                "recursion detected: the original destination {dst} is this listener itself"
+            )));
+        }
+        if !dst.is_ipv4() {
+            return Err(io::Error::other(format!("IPv6 destination {dst} is not supported")));
+        }
+        Ok(dst)
+    }
+}
+
+/// Installed netfilter rules; removed when dropped (graceful stop) or by the next start.
+pub struct Capture {
+    set: RuleSet,
+    route_table: Option<u32>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Err(err) = iptables::remove(self.set.table, &self.set.chains) {
+            warn!("removing netfilter rules failed: {err}");
+        }
+        if let Some(table) = self.route_table {
+            iptables::remove_local_route(table);
+        }
+        info!(chains = ?self.set.chains, "netfilter rules removed");
+    }
+}
+
+fn selection(dsts: &[CaptureDst], cgroups: &[String], excluded: &[String], field: &str) -> anyhow::Result<Selection> {
+    if !(cgroups.is_empty() && excluded.is_empty()) && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        anyhow::bail!("{field}.capture_cgroup/nocapture_cgroup need cgroup v2 (/sys/fs/cgroup/cgroup.controllers is missing)");
+    }
+    for (i, dst) in dsts.iter().enumerate() {
+        if let Some(set) = &dst.ipset {
+            let exists = std::process::Command::new("ipset")
+                .args(["list", "-n", set])
+                .output()
+                .map(|o| o.status.success());
+            match exists {
+                Ok(true) => {}
+                Ok(false) => anyhow::bail!("{field}.capture_dst[{i}].ipset: ipset `{set}` does not exist"),
+                Err(_) => anyhow::bail!("{field}.capture_dst[{i}].ipset: `ipset` was not found on PATH: install the Debian package `ipset`"),
+            }
+        }
+    }
+    Ok(Selection {
+        destinations: dsts
+            .iter()
+            .map(|d| RuleDestination { host: d.host, ipset: d.ipset.clone(), ports: d.ports })
+            .collect(),
+        cgroups: cgroups.to_vec(),
+        excluded_cgroups: excluded.to_vec(),
+    })
+}
+
+/// Binds the transparent listener of an ingress and installs its TPROXY rules.
+pub fn ingress_netfilter(id: usize, config: &IngressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
+    let field = format!("add_ingress[{id}].netfilter");
+    iptables::check_tools(true).with_context(|| field.clone())?;
+    let selection = selection(&config.capture_dst, &config.capture_cgroup, &config.nocapture_cgroup, &field)?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.listen_port.unwrap_or(0)));
+    let std_listener = tng_capture::socket::transparent_listener(addr)
+        .with_context(|| format!("{field}: cannot open a transparent listener on {addr}"))?;
+    let listener = TcpListener::from_std(std_listener)?;
+    let listen_port = listener.local_addr()?.port();
+    let rules = IngressRules { id, listen_port, so_mark: config.so_mark, selection };
+    let set = rules.render();
+    iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
+    // Created before the route so that a failure below removes the rules again.
+    let capture = Capture { set, route_table: Some(rules.route_table()) };
+    iptables::install_local_route(rules.fw_mark(), rules.route_table())
+        .with_context(|| format!("{field}: installing the fwmark policy route"))?;
+    info!(ingress = id, listen_port, "netfilter capture installed");
+    Ok((listener, capture))
+}
+
+/// Binds the listener of an egress and installs its REDIRECT rules.
+pub fn egress_netfilter(id: usize, config: &EgressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
+    let field = format!("add_egress[{id}].netfilter");
+    iptables::check_tools(false).with_context(|| field.clone())?;
+    let selection = selection(&config.capture_dst, &config.capture_cgroup, &config.nocapture_cgroup, &field)?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, config.listen_port.unwrap_or(0)));
+    let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("{field}: cannot listen on {addr}"))?;
+    std_listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(std_listener)?;
+    let listen_port = listener.local_addr()?.port();
+    let rules = EgressRules {
+        id,
+        listen_port,
+        so_mark: config.so_mark,
+        capture_local_traffic: config.capture_local_traffic,
+        selection,
+    };
+    let set = rules.render();
+    iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
+    info!(egress = id, listen_port, "netfilter capture installed");
+    Ok((listener, Capture { set, route_table: None }))
+}

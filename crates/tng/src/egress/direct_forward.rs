@@ -1,0 +1,163 @@
+//! Per-connection choice between the OHTTP gateway and a plaintext pipe to the service.
+//!
+//! With `direct_forward` rules, the first request of each connection is sniffed; when its path
+//! matches a rule the whole connection is piped to the service untouched (health checks and
+//! other traffic that must bypass the tunnel). Everything else goes to the OHTTP server.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+use super::{router, EgressContext};
+
+/// Upstream sniffs at most this much of the first request head.
+const SNIFF_LIMIT: usize = 4096;
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+pub async fn handle_connection(
+    mut stream: TcpStream,
+    upstream: SocketAddr,
+    context: Arc<EgressContext>,
+    rules: Arc<Vec<regex::Regex>>,
+    watcher: Watcher,
+) {
+    let serve = move |io| {
+        crate::http::server::serve_connection(io, Some(watcher), move |req| {
+            let context = context.clone();
+            async move { router::route(&context, upstream, req).await }
+        })
+    };
+    if rules.is_empty() {
+        return serve(Rewind::new(Bytes::new(), stream)).await;
+    }
+    let mut head = BytesMut::with_capacity(1024);
+    let sniffed = tokio::time::timeout(SNIFF_TIMEOUT, sniff_head(&mut stream, &mut head)).await;
+    if let Ok(Err(err)) = sniffed {
+        debug!("connection closed while sniffing: {err}");
+        return;
+    }
+    let head = head.freeze();
+    match first_request_path(&head) {
+        Some(path) if rules.iter().any(|r| r.is_match(path)) => {
+            info!(%path, %upstream, "direct_forward rule matched; piping connection in plaintext");
+            if let Err(err) = pipe(stream, head, upstream).await {
+                debug!("direct forward ended: {err}");
+            }
+        }
+        _ => serve(Rewind::new(head, stream)).await,
+    }
+}
+
+async fn sniff_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+    while buf.len() < SNIFF_LIMIT && !contains(buf, b"\r\n\r\n") && !buf.starts_with(H2_PREFACE) {
+        let n = stream.read_buf(buf).await?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The path (without query) of an HTTP/1 request line, origin- or absolute-form.
+fn first_request_path(head: &[u8]) -> Option<&str> {
+    let line_end = head.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&head[..line_end]).ok()?;
+    let mut parts = line.split(' ');
+    let (_method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if !version.starts_with("HTTP/1.") {
+        return None;
+    }
+    let path = match target.find("://") {
+        Some(i) => {
+            let rest = &target[i + 3..];
+            rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+        }
+        None => target,
+    };
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+async fn pipe(mut client: TcpStream, head: Bytes, upstream: SocketAddr) -> io::Result<()> {
+    let mut server = crate::http::client::connect(&upstream.ip().to_string(), upstream.port(), None).await?;
+    server.write_all(&head).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+    Ok(())
+}
+
+/// A stream that first replays bytes already read from it.
+pub struct Rewind<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    pub fn new(prefix: Bytes, inner: T) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_request_path;
+
+    #[test]
+    fn request_line_paths() {
+        assert_eq!(first_request_path(b"GET /healthz?x=1 HTTP/1.1\r\n"), Some("/healthz"));
+        assert_eq!(first_request_path(b"GET http://h:1/a/b?q HTTP/1.1\r\n"), Some("/a/b"));
+        assert_eq!(first_request_path(b"GET http://h:1 HTTP/1.1\r\n"), Some("/"));
+        assert_eq!(first_request_path(b"PRI * HTTP/2.0\r\n"), None);
+        assert_eq!(first_request_path(b"GET /partial"), None);
+    }
+}

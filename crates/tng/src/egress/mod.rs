@@ -1,0 +1,137 @@
+//! The egress: the OHTTP gateway in front of the service. It answers key-config requests,
+//! opens tunnel requests, forwards them in plaintext to the service and seals the responses.
+//!
+//! Request lifecycle (one function per phase, in this order):
+//! 1. [`router::route`] — CORS preflight, then dispatch on `x-tng-ohttp-api`.
+//! 2. [`key_config::serve`] or [`tunnel::serve`] — the API itself.
+//! 3. [`tunnel`] internally: `read_metadata` → `select_key` → `open_request` →
+//!    `forward` (to the service) → `seal_response`.
+//! 4. [`router::response_filter`] — `server` header and CORS headers on every answer.
+
+pub mod cors;
+pub mod direct_forward;
+pub mod key_config;
+pub mod keys;
+pub mod router;
+pub mod tunnel;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tng_config::{Egress, EgressMode};
+use tng_ohttp::passthrough::HeaderPassthrough;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::capture::{Capture, Destination};
+use crate::http::client::{self, ConnectOptions, HttpClient};
+use crate::runtime::{Readiness, Status};
+use crate::shutdown::Shutdown;
+
+/// Everything a request handler needs, shared by all connections of one egress.
+pub struct EgressContext {
+    pub id: usize,
+    pub keys: Arc<keys::KeyManager>,
+    pub backend: HttpClient,
+    pub cors: Option<cors::CorsPolicy>,
+    pub request_passthrough: HeaderPassthrough,
+    pub response_passthrough: HeaderPassthrough,
+}
+
+/// Builds an egress: binds its listeners and starts its key manager. Serving starts with
+/// [`EgressInstance::serve`].
+pub struct EgressInstance {
+    context: Arc<EgressContext>,
+    listeners: Vec<(TcpListener, Destination)>,
+    /// Netfilter rules feeding the listeners; removed when serving ends.
+    captures: Vec<Capture>,
+    direct_forward: Arc<Vec<regex::Regex>>,
+}
+
+impl EgressInstance {
+    pub async fn bind(config: &Egress, shutdown: &Shutdown, status: &Status) -> anyhow::Result<Self> {
+        let ohttp = config
+            .ohttp
+            .as_ref()
+            .with_context(|| format!("add_egress[{}]: rats_tls transport (no `ohttp`) is not supported yet", config.id))?;
+        let keys = keys::KeyManager::start(&ohttp.key, shutdown.clone())
+            .with_context(|| format!("add_egress[{}].ohttp.key", config.id))?;
+        let cors = ohttp.cors.as_ref().map(cors::CorsPolicy::new).transpose()
+            .with_context(|| format!("add_egress[{}].ohttp.cors", config.id))?;
+        let context = Arc::new(EgressContext {
+            id: config.id,
+            keys: keys.clone(),
+            // Connections to the service are marked so the capture rules let them through.
+            backend: client::build(ConnectOptions {
+                so_mark: match &config.mode {
+                    EgressMode::Netfilter(n) => Some(n.so_mark),
+                    EgressMode::Mapping(_) => None,
+                },
+                tls: None,
+            }),
+            cors,
+            request_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.request_headers),
+            response_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.response_headers),
+        });
+        status.add_egress(config.id, keys);
+        let mut listeners = Vec::new();
+        let mut captures = Vec::new();
+        match &config.mode {
+            EgressMode::Mapping(rules) => {
+                for rule in rules {
+                    for (listen, upstream) in rule.pairs() {
+                        let listener = TcpListener::bind(listen)
+                            .await
+                            .with_context(|| format!("add_egress[{}]: cannot listen on {listen}", config.id))?;
+                        listeners.push((listener, Destination::Fixed(SocketAddr::V4(upstream))));
+                    }
+                }
+            }
+            EgressMode::Netfilter(netfilter) => {
+                let (listener, capture) = crate::capture::egress_netfilter(config.id, netfilter)?;
+                listeners.push((listener, Destination::OriginalDst));
+                captures.push(capture);
+            }
+        }
+        Ok(Self {
+            context,
+            listeners,
+            captures,
+            direct_forward: Arc::new(config.direct_forward.clone()),
+        })
+    }
+
+    pub async fn serve(self, shutdown: Shutdown, readiness: Readiness) {
+        let mut tasks = Vec::new();
+        for (listener, destination) in self.listeners {
+            let local = listener.local_addr().ok();
+            let listen_port = local.map(|a| a.port()).unwrap_or(0);
+            info!(egress = self.context.id, local = ?local, ?destination, "egress listening");
+            let context = self.context.clone();
+            let direct = self.direct_forward.clone();
+            let name = format!("egress{}:{listen_port}", self.context.id);
+            tasks.push(tokio::spawn(crate::http::server::accept_loop(
+                listener,
+                shutdown.clone(),
+                name,
+                move |stream, _peer, watcher| {
+                    let (context, direct) = (context.clone(), direct.clone());
+                    async move {
+                        match destination.resolve(&stream, listen_port) {
+                            Ok(upstream) => {
+                                direct_forward::handle_connection(stream, upstream, context, direct, watcher).await
+                            }
+                            Err(err) => warn!("dropping connection: {err}"),
+                        }
+                    }
+                },
+            )));
+        }
+        readiness.service_ready();
+        for task in tasks {
+            let _ = task.await;
+        }
+        drop(self.captures);
+    }
+}

@@ -1,0 +1,120 @@
+//! Request routing on the egress: the first and last phases of every request.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tng_ohttp::api::{OhttpApi, API_HEADER};
+use tracing::{debug, Instrument};
+
+use super::cors::CorsPolicy;
+use super::{key_config, tunnel, EgressContext};
+use crate::error::TngError;
+use crate::http::body::{boxed, empty, Body};
+
+pub const SERVER_HEADER: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
+
+const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured connection. Ensure your client connects via TNG. To bypass, update the direct_forward rules in the TNG server side configuration.";
+
+/// Phase 1: classify the request and hand it to its API.
+pub async fn route(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    async move {
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        if CorsPolicy::is_preflight(&req) {
+            let response = match &context.cors {
+                Some(cors) => cors.preflight(&req),
+                None => relay_preflight(context, upstream, req).await,
+            };
+            return response_filter(response, None, None);
+        }
+        let api = match parse_api(&req) {
+            Ok(api) => api,
+            Err(err) => {
+                debug!("{err}");
+                return response_filter(err.into_response(), context.cors.as_ref(), origin.as_ref());
+            }
+        };
+        let mut response = match api {
+            OhttpApi::KeyConfig => key_config::serve(context, req).await,
+            OhttpApi::Tunnel => tunnel::serve(context, upstream, req).await,
+            OhttpApi::BackgroundCheckChallenge => Err(TngError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServerVerifyClientGetChallengeTokenFailed",
+                "client attestation is not required by this egress",
+            )),
+            OhttpApi::BackgroundCheckVerify => Err(TngError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServerVerifyClientEvidenceFailed",
+                "client attestation is not required by this egress",
+            )),
+        }
+        .unwrap_or_else(|err| {
+            tracing::warn!("{err}");
+            err.into_response()
+        });
+        if api == OhttpApi::KeyConfig && context.cors.is_none() {
+            // Browsers fetch the key config cross-origin; without an explicit CORS policy
+            // upstream allows any origin for this (public) document.
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+        response_filter(response, context.cors.as_ref(), origin.as_ref())
+    }
+    .instrument(span)
+    .await
+}
+
+fn parse_api<B>(req: &Request<B>) -> Result<OhttpApi, TngError> {
+    let Some(value) = req.headers().get(API_HEADER) else {
+        return Err(TngError::new(StatusCode::FORBIDDEN, "RejectNonTngRequest", NON_TNG_MESSAGE));
+    };
+    OhttpApi::parse(value.as_bytes()).ok_or_else(|| {
+        TngError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidOhttpApiHeaderValue",
+            format!("invalid value of the {API_HEADER} header: {:?}", String::from_utf8_lossy(value.as_bytes())),
+        )
+    })
+}
+
+/// Last phase: headers every egress answer carries.
+fn response_filter(
+    mut response: Response<Body>,
+    cors: Option<&CorsPolicy>,
+    origin: Option<&HeaderValue>,
+) -> Response<Body> {
+    if let Some(cors) = cors {
+        cors.decorate(origin, &mut response);
+    }
+    response
+        .headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static(SERVER_HEADER));
+    response
+}
+
+/// Without a CORS policy the service itself answers preflights, as it would without TNG.
+async fn relay_preflight(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let Ok(uri) = format!("http://{upstream}{path}").parse() else {
+        return status_only(StatusCode::BAD_GATEWAY);
+    };
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    match context.backend.request(Request::from_parts(parts, boxed(body))).await {
+        Ok(response) => response.map(boxed),
+        Err(err) => {
+            tracing::warn!("CORS preflight relay to {upstream} failed: {err}");
+            status_only(StatusCode::BAD_GATEWAY)
+        }
+    }
+}
+
+fn status_only(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,284 @@
+//! `x-tng-ohttp-api: /tng/tunnel`: open an encapsulated request, forward it in plaintext to the
+//! service, seal the service's response back into the tunnel.
+//!
+//! Phases: [`check_content_type`] → [`read_metadata`] → [`check_client_auth`] →
+//! [`select_key`] → [`open_request`] → [`build_backend_request`] → [`forward`] →
+//! [`seal_response`]. Every phase before `forward` can still answer with an error status;
+//! once the service's response head is sealed, a later failure can only cut the body short
+//! (no final chunk), which the ingress detects.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Incoming;
+use tng_ohttp::api::{CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
+use tng_ohttp::bhttp::{self, Event, RequestHead};
+use tng_ohttp::chunked::{RequestHeader, ResponseEncoder, ServerRequest};
+use tng_ohttp::keys::ServerKey;
+use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
+
+use super::EgressContext;
+use crate::error::TngError;
+use crate::http::body::{boxed, empty, Body, BoxError};
+use crate::tunnel::headers::{declares_body, strip_connection_specific};
+use crate::tunnel::reader::{read_at_least, MessageReader, ReadError};
+use crate::tunnel::writer::sealed_body;
+
+/// Metadata carries at most a client token and a public key: a few KiB. Upstream accepts up
+/// to 32 MiB, which would let any peer make us buffer that much per request.
+pub const MAX_METADATA_LEN: usize = 1024 * 1024;
+
+type Reader = MessageReader<Incoming, ServerRequest>;
+/// Why the decrypted request body failed, if it did, so the status can say so.
+type FailureSlot = Arc<Mutex<Option<String>>>;
+
+pub async fn serve(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, TngError> {
+    check_content_type(req.headers())?;
+    let (parts, mut body) = req.into_parts();
+    let (metadata, rest) = read_metadata(&mut body).await?;
+    check_client_auth(&metadata)?;
+    let key = select_key(context, &metadata)?;
+    let (server_request, rest) = open_request(&mut body, rest, &key).await?;
+    let encoder = server_request.response_encoder();
+    let mut reader = MessageReader::new(body, server_request, &rest).map_err(bhttp_error)?;
+    let head = match reader.next_event().await {
+        Ok(Some(Event::RequestHead(head))) => head,
+        Ok(Some(Event::ResponseHead(_))) => {
+            return Err(TngError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidHttpRequest",
+                "the decrypted message is a response, not a request",
+            ))
+        }
+        Ok(_) => return Err(bhttp_error(ReadError::Truncated)),
+        Err(err) => return Err(bhttp_error(err)),
+    };
+    tracing::debug!(method = %head.method, path = %head.path, "tunnel request opened");
+    let failure = FailureSlot::default();
+    let backend_request = build_backend_request(context, upstream, &parts.headers, head, reader, failure.clone()).await?;
+    let response = forward(context, upstream, backend_request, &failure).await?;
+    seal_response(context, response, encoder)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
+    // Exact byte comparison, as upstream does: parameters are not allowed.
+    if headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) == Some(CONTENT_TYPE_CHUNKED_REQUEST.as_bytes()) {
+        return Ok(());
+    }
+    Err(TngError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidOHttpRequest",
+        format!("Wrong content-type header: expected {CONTENT_TYPE_CHUNKED_REQUEST}"),
+    ))
+}
+
+async fn read_metadata(body: &mut Incoming) -> Result<(Metadata, Bytes), TngError> {
+    let mut reader = MetadataReader::new(MAX_METADATA_LEN);
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if let Some(done) = reader.push(&data).map_err(metadata_error)? {
+                        return Ok(done);
+                    }
+                }
+            }
+            Some(Err(err)) => {
+                return Err(TngError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MetadataReadError",
+                    format!("failed to read metadata: {err}"),
+                ))
+            }
+            None => return Err(metadata_error(reader.finish())),
+        }
+    }
+}
+
+fn metadata_error(err: MetadataError) -> TngError {
+    let (status, code) = match &err {
+        MetadataError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "MetadataTooLong"),
+        MetadataError::Read(_) => (StatusCode::BAD_REQUEST, "MetadataReadError"),
+        MetadataError::Decode(_) => (StatusCode::BAD_REQUEST, "MetadataDecodeError"),
+    };
+    TngError::new(status, code, err.to_string())
+}
+
+fn check_client_auth(metadata: &Metadata) -> Result<(), TngError> {
+    let invalid = |message: &str| TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "MetadataValidateError", message);
+    match &metadata.client_auth {
+        Some(metadata::ClientAuth::NoAuth(_)) => Ok(()),
+        Some(metadata::ClientAuth::AttestedPublicKey(_)) => Err(invalid(
+            "client attestation is not required by this egress but attestation info was provided",
+        )),
+        None => Err(invalid("client_auth is empty")),
+    }
+}
+
+fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<ServerKey>, TngError> {
+    let hint = metadata.key_config_hint.as_ref().ok_or_else(|| {
+        TngError::new(
+            StatusCode::BAD_REQUEST,
+            "ServerKeyConfigHintNotSpecified",
+            "the request metadata names no server key",
+        )
+    })?;
+    context.keys.find(&hint.public_key).ok_or_else(|| {
+        TngError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ServerKeyConfigNotFound",
+            format!("no server key with public key {}; fetch the key config again", hex::encode(&hint.public_key)),
+        )
+    })
+}
+
+async fn open_request(body: &mut Incoming, rest: Bytes, key: &ServerKey) -> Result<(ServerRequest, Bytes), TngError> {
+    let mut buf = BytesMut::from(&rest[..]);
+    let complete = read_at_least(body, &mut buf, RequestHeader::LEN)
+        .await
+        .map_err(|e| ohttp_error(format!("cannot read the OHTTP header: {e}")))?;
+    if !complete {
+        return Err(ohttp_error("the body ends inside the OHTTP header".into()));
+    }
+    let header = RequestHeader::parse(&buf[..RequestHeader::LEN]).map_err(|e| ohttp_error(e.to_string()))?;
+    let request = ServerRequest::new(key, &header).map_err(|e| bhttp_error(ReadError::Ohttp(e)))?;
+    let rest = buf.split_off(RequestHeader::LEN).freeze();
+    Ok((request, rest))
+}
+
+fn ohttp_error(message: String) -> TngError {
+    TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "OhttpError", message)
+}
+
+/// Upstream reports every failure inside the sealed stream as `BhttpError` (decryption happens
+/// lazily inside its BHTTP reader); peers only log the code, so we keep it.
+fn bhttp_error(err: ReadError) -> TngError {
+    TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "BhttpError", err.to_string())
+}
+
+async fn build_backend_request(
+    context: &EgressContext,
+    upstream: SocketAddr,
+    outer_headers: &HeaderMap,
+    head: RequestHead,
+    mut reader: Reader,
+    failure: FailureSlot,
+) -> Result<Request<Body>, TngError> {
+    let RequestHead { method, authority, path, mut headers, .. } = head;
+    let has_body = declares_body(&headers);
+    strip_connection_specific(&mut headers);
+    for (name, value) in outer_headers {
+        if context.request_passthrough.allows(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    if !headers.contains_key(header::HOST) && !authority.is_empty() {
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            headers.insert(header::HOST, host);
+        }
+    }
+    let body = if has_body {
+        request_body(reader, None, failure)
+    } else {
+        // No framing header: HTTP/2 clients may still send a body. Look at the next event,
+        // which for a body-less request is already in the first chunk.
+        match reader.next_event().await.map_err(bhttp_error)? {
+            Some(Event::Data(first)) => request_body(reader, Some(first), failure),
+            _ => empty(),
+        }
+    };
+    let path = if path.starts_with('/') { path } else { "/".to_string() };
+    let uri = format!("http://{upstream}{path}")
+        .parse::<http::Uri>()
+        .map_err(|e| TngError::new(StatusCode::BAD_REQUEST, "InvalidHttpRequest", format!("invalid request path: {e}")))?;
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The decrypted request body, streamed to the service as it is opened.
+fn request_body(reader: Reader, first: Option<Bytes>, failure: FailureSlot) -> Body {
+    let stream = futures_util::stream::unfold(Some((reader, first)), move |state| {
+        let failure = failure.clone();
+        async move {
+            let (mut reader, first) = state?;
+            if let Some(data) = first {
+                return Some((Ok(Frame::data(data)), Some((reader, None))));
+            }
+            match reader.next_event().await {
+                Ok(Some(Event::Data(data))) => Some((Ok(Frame::data(data)), Some((reader, None)))),
+                Ok(Some(Event::Trailers(trailers))) => Some((Ok(Frame::trailers(trailers)), Some((reader, None)))),
+                Ok(_) => None,
+                Err(err) => {
+                    let message = err.to_string();
+                    tracing::warn!("tunnel request body failed: {message}");
+                    if let Ok(mut slot) = failure.lock() {
+                        *slot = Some(message.clone());
+                    }
+                    Some((Err::<Frame<Bytes>, BoxError>(message.into()), None))
+                }
+            }
+        }
+    });
+    boxed(StreamBody::new(stream))
+}
+
+async fn forward(
+    context: &EgressContext,
+    upstream: SocketAddr,
+    request: Request<Body>,
+    failure: &FailureSlot,
+) -> Result<Response<Incoming>, TngError> {
+    match context.backend.request(request).await {
+        Ok(response) => Ok(response),
+        Err(err) => {
+            if let Some(message) = failure.lock().ok().and_then(|slot| slot.clone()) {
+                return Err(TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "BhttpError", message));
+            }
+            let (code, what) = if err.is_connect() {
+                ("ConnectUpstreamFailed", "cannot connect to the service")
+            } else {
+                ("HttpPlainTextForwardError", "forwarding to the service failed")
+            };
+            let mut message = format!("{what} at {upstream}: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            Err(TngError::new(StatusCode::BAD_GATEWAY, code, message))
+        }
+    }
+}
+
+fn seal_response(
+    context: &EgressContext,
+    response: Response<Incoming>,
+    encoder: ResponseEncoder,
+) -> Result<Response<Body>, TngError> {
+    let (parts, body) = response.into_parts();
+    let mut outer = Response::builder().status(StatusCode::OK);
+    for (name, value) in &parts.headers {
+        if context.response_passthrough.allows(name) {
+            outer = outer.header(name, value);
+        }
+    }
+    let mut headers = parts.headers;
+    strip_connection_specific(&mut headers);
+    let mut head = BytesMut::with_capacity(512);
+    bhttp::encode_response_head(parts.status, &headers, &mut head)
+        .map_err(|e| TngError::new(StatusCode::BAD_GATEWAY, "BhttpError", format!("cannot encode the service's response: {e}")))?;
+    let lead = encoder.nonce();
+    let body = sealed_body(lead, head, body, encoder);
+    outer
+        .header(header::CONTENT_TYPE, CONTENT_TYPE_CHUNKED_RESPONSE)
+        .body(body)
+        .map_err(|e| TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))
+}

@@ -1,0 +1,7 @@
+//! HTTP plumbing shared by the ingress, the egress and the control interface. Nothing here
+//! knows about OHTTP: it accepts connections, serves hyper services, opens pooled client
+//! connections and moves bodies.
+
+pub mod body;
+pub mod client;
+pub mod server;

@@ -1,0 +1,184 @@
+//! The ingress's view of each egress: the key config fetched from one base URL, refreshed
+//! before the egress stops accepting it, and refetched at once when the egress says 422.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode};
+use tng_ohttp::api::{KeyConfigRequest, KeyConfigResponse, OhttpApi, API_HEADER};
+use tng_ohttp::keys::KeyConfig;
+use tracing::{info, warn};
+
+use crate::error::TngError;
+use crate::http::body::{full, read_small};
+use crate::http::client::HttpClient;
+
+/// Upstream refreshes at least this often even when the egress advertises a later expiry.
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+pub const USER_AGENT: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone)]
+pub struct CachedKey {
+    pub config: Arc<KeyConfig>,
+    /// After this the key is refreshed in the background while still being used.
+    refresh_at: Instant,
+    /// After this the key must not be used any more.
+    expires_at: Instant,
+}
+
+/// One egress base URL.
+pub struct Server {
+    pub url: String,
+    current: RwLock<Option<CachedKey>>,
+    /// Serialises fetches so a burst of requests (or of 422s) causes one fetch.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub struct KeyCache {
+    client: HttpClient,
+    servers: Mutex<HashMap<String, Arc<Server>>>,
+}
+
+impl KeyCache {
+    pub fn new(client: HttpClient) -> Self {
+        Self { client, servers: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn server(&self, url: &str) -> Arc<Server> {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        servers
+            .entry(url.to_string())
+            .or_insert_with(|| {
+                Arc::new(Server {
+                    url: url.to_string(),
+                    current: RwLock::new(None),
+                    fetching: Arc::new(tokio::sync::Mutex::new(())),
+                })
+            })
+            .clone()
+    }
+
+    /// The key to encrypt to, fetching or refreshing it as needed.
+    pub async fn key(self: &Arc<Self>, server: &Arc<Server>) -> Result<Arc<KeyConfig>, TngError> {
+        let now = Instant::now();
+        if let Some(cached) = server.cached() {
+            if now < cached.refresh_at {
+                return Ok(cached.config);
+            }
+            if now < cached.expires_at {
+                // Still valid: answer now, refresh in the background (once).
+                if let Ok(guard) = server.fetching.clone().try_lock_owned() {
+                    let cache = self.clone();
+                    let server = server.clone();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        if let Err(err) = cache.fetch(&server).await {
+                            warn!(url = %server.url, "key config refresh failed, keeping the current key: {err}");
+                        }
+                    });
+                }
+                return Ok(cached.config);
+            }
+        }
+        let _guard = server.fetching.lock().await;
+        if let Some(cached) = server.cached() {
+            if Instant::now() < cached.refresh_at {
+                return Ok(cached.config);
+            }
+        }
+        self.fetch(server).await
+    }
+
+    /// Forgets `config` if it is still the current key (the egress rejected it).
+    pub fn invalidate(&self, server: &Server, config: &KeyConfig) {
+        let mut current = server.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|c| c.config.public_key == config.public_key) {
+            *current = None;
+        }
+    }
+
+    async fn fetch(&self, server: &Server) -> Result<Arc<KeyConfig>, TngError> {
+        let fetched = fetch_key_config(&self.client, &server.url).await.map_err(|message| {
+            TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "CreateOHttpClientFailed",
+                format!("cannot get the OHTTP key config from {}: {message}", server.url),
+            )
+        })?;
+        let previous = server.cached();
+        if previous.as_ref().is_none_or(|p| p.config.public_key != fetched.config.public_key) {
+            info!(url = %server.url, public_key = %hex::encode(fetched.config.public_key), "using egress key");
+        }
+        let config = fetched.config.clone();
+        *server.current.write().unwrap_or_else(|e| e.into_inner()) = Some(fetched);
+        Ok(config)
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        let list: Vec<_> = servers
+            .values()
+            .map(|s| {
+                let mut entry = serde_json::json!({ "url": s.url });
+                if let Some(cached) = s.cached() {
+                    entry["server_public_key"] = hex::encode(cached.config.public_key).into();
+                }
+                entry
+            })
+            .collect();
+        serde_json::json!({ "servers": list })
+    }
+}
+
+impl Server {
+    fn cached(&self) -> Option<CachedKey> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn fetch_key_config(client: &HttpClient, url: &str) -> Result<CachedKey, String> {
+    let body = serde_json::to_vec(&KeyConfigRequest { attestation_request: None }).map_err(|e| e.to_string())?;
+    let request = Request::post(url)
+        .header(API_HEADER, OhttpApi::KeyConfig.as_str())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
+        .body(full(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| crate::ingress::describe_client_error(&e))?;
+    let status = response.status();
+    let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| format!("reading the key config failed: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("egress answered {status}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    let parsed: KeyConfigResponse =
+        serde_json::from_slice(&bytes).map_err(|e| format!("invalid key config response: {e}"))?;
+    let configs = parsed
+        .hpke_key_config
+        .decode()
+        .map_err(|e| format!("invalid key config list: {e}"))?;
+    let config = configs
+        .into_iter()
+        .next()
+        .ok_or("the egress offered no key this ingress supports")?;
+    let now_wall = SystemTime::now();
+    let expire = SystemTime::UNIX_EPOCH + Duration::from_secs(parsed.hpke_key_config.expire_timestamp);
+    let remaining = expire.duration_since(now_wall).unwrap_or(Duration::ZERO);
+    if remaining.is_zero() {
+        return Err("the egress offered a key that has already expired".into());
+    }
+    let now = Instant::now();
+    // Refresh half-way to expiry: with rotating keys the egress advertises a new key well
+    // before it stops accepting the old one, so this never uses a key past its acceptance.
+    let refresh_in = (remaining / 2).min(MAX_REFRESH_INTERVAL);
+    Ok(CachedKey {
+        config: Arc::new(config),
+        refresh_at: now + refresh_in,
+        expires_at: now + remaining,
+    })
+}

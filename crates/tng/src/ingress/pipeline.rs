@@ -1,0 +1,240 @@
+//! One local request through the ingress, as named phases:
+//!
+//! 1. [`request_filter`] — refuse what OHTTP cannot carry (upgrades, CONNECT).
+//! 2. [`upstream_peer`] — the egress base URL: endpoint authority + rewritten path.
+//! 3. [`encode_head`] — the inner request head as BHTTP.
+//! 4. [`send`] — seal to the egress key and POST; on 422 refetch the key and replay once.
+//! 5. [`response_filter`] — open the sealed response and rebuild the local response.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use hyper::body::Incoming;
+use tng_ohttp::api::{OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
+use tng_ohttp::bhttp::{self, Event, RequestHead};
+use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
+use tng_ohttp::metadata::{self, Metadata, NoAuth, ServerKeyConfigHint};
+use tracing::{debug, warn, Instrument};
+
+use super::key_cache::USER_AGENT;
+use super::replay::{self, AttemptBody, REPLAY_LIMIT};
+use super::{describe_client_error, is_timeout, IngressContext};
+use crate::error::TngError;
+use crate::http::body::{boxed, read_small, Body, BoxError};
+use crate::tunnel::headers::{is_upgrade, strip_connection_specific};
+use crate::tunnel::reader::{MessageReader, ReadError};
+use crate::tunnel::writer::sealed_body;
+
+pub async fn handle(context: Arc<IngressContext>, authority: String, req: Request<Incoming>) -> Response<Body> {
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    async move {
+        let result = async {
+            request_filter(&req)?;
+            let base_url = upstream_peer(&context, &authority, &req);
+            let (parts, body) = req.into_parts();
+            let head = encode_head(&parts);
+            let outer = send(&context, &base_url, &parts.headers, head, body).await?;
+            response_filter(&context, outer).await
+        }
+        .await;
+        result.unwrap_or_else(|err| {
+            warn!("{err}");
+            err.into_response()
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+fn request_filter<B>(req: &Request<B>) -> Result<(), TngError> {
+    if is_upgrade(req) {
+        return Err(TngError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "UpgradeNotSupported",
+            "protocol upgrades (WebSocket, CONNECT) cannot be carried over OHTTP",
+        ));
+    }
+    Ok(())
+}
+
+fn upstream_peer<B>(context: &IngressContext, authority: &str, req: &Request<B>) -> String {
+    // Only the path takes part: the query string travels inside the sealed request.
+    let outer_path = context.rewriter.rewrite(req.uri().path());
+    format!("{}://{authority}{outer_path}", context.scheme)
+}
+
+/// Mirrors what upstream's ingress sends: empty scheme and authority, origin-form path with
+/// query, and always a `host` header (synthesised from `:authority` for HTTP/2 clients).
+fn encode_head(parts: &http::request::Parts) -> BytesMut {
+    let mut headers = parts.headers.clone();
+    if !headers.contains_key(header::HOST) {
+        if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            headers.insert(header::HOST, host);
+        }
+    }
+    strip_connection_specific(&mut headers);
+    let head = RequestHead {
+        method: parts.method.clone(),
+        scheme: String::new(),
+        authority: String::new(),
+        path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string(),
+        headers,
+    };
+    let mut out = BytesMut::with_capacity(512);
+    bhttp::encode_request_head(&head, &mut out);
+    out
+}
+
+struct SentRequest {
+    response: Response<Incoming>,
+    decoder: ResponseDecoder,
+}
+
+async fn send(
+    context: &IngressContext,
+    base_url: &str,
+    inner_headers: &http::HeaderMap,
+    head: BytesMut,
+    body: Incoming,
+) -> Result<SentRequest, TngError> {
+    let server = context.keys.server(base_url);
+    let (live, recorder) = replay::record(body);
+    let mut body = AttemptBody::Live(live);
+    let mut recorder = Some(recorder);
+    loop {
+        let key = context.keys.key(&server).await?;
+        let sealer = ClientRequest::new(&key).map_err(|e| {
+            TngError::new(StatusCode::BAD_GATEWAY, "ClientEncapsulateFailed", format!("cannot seal to the egress key: {e}"))
+        })?;
+        let decoder = sealer.response_decoder();
+        let mut lead = BytesMut::new();
+        lead.extend_from_slice(&metadata::encode_frame(&Metadata {
+            client_auth: Some(metadata::ClientAuth::NoAuth(NoAuth {})),
+            key_config_hint: Some(ServerKeyConfigHint { public_key: key.public_key.to_vec() }),
+        }));
+        lead.extend_from_slice(&sealer.header());
+        let mut request = Request::post(base_url)
+            .header(API_HEADER, OhttpApi::Tunnel.as_str())
+            .header(header::CONTENT_TYPE, CONTENT_TYPE_CHUNKED_REQUEST)
+            .header(header::USER_AGENT, USER_AGENT);
+        for (name, value) in inner_headers {
+            if context.request_passthrough.allows(name) {
+                request = request.header(name, value);
+            }
+        }
+        let outer_body = sealed_body(lead.freeze(), head.clone(), body, sealer);
+        let request = request
+            .body(outer_body)
+            .map_err(|e| TngError::new(StatusCode::BAD_GATEWAY, "InvalidOuterRequest", e.to_string()))?;
+        let response = context.client.request(request).await.map_err(|err| {
+            let status = if is_timeout(&err) { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            TngError::new(
+                status,
+                "HttpCipherTextForwardError",
+                format!("sending the request to the egress at {base_url} failed: {}", describe_client_error(&err)),
+            )
+        })?;
+        let status = response.status();
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            context.keys.invalidate(&server, &key);
+            let Some(pending) = recorder.take() else {
+                return Err(egress_refused(status, response).await);
+            };
+            debug!("egress no longer accepts key {}; refetching and replaying", hex::encode(key.public_key));
+            match pending.replay().await {
+                Ok(replayed) => {
+                    body = AttemptBody::Replay(replayed);
+                    continue;
+                }
+                Err(_) => {
+                    return Err(TngError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "ServerKeyChanged",
+                        format!(
+                            "the egress rotated its key while this request was in flight and the request body \
+                             (over {REPLAY_LIMIT} bytes) cannot be replayed; retry the request"
+                        ),
+                    ))
+                }
+            }
+        }
+        if !status.is_success() {
+            return Err(egress_refused(status, response).await);
+        }
+        return Ok(SentRequest { response, decoder });
+    }
+}
+
+async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> TngError {
+    let detail = match read_small(response.into_body(), 16 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(err) => format!("(unreadable body: {err})"),
+    };
+    TngError::new(
+        StatusCode::BAD_GATEWAY,
+        "HttpCipherTextBadResponse",
+        format!("the egress answered {status}: {detail}"),
+    )
+}
+
+async fn response_filter(context: &IngressContext, sent: SentRequest) -> Result<Response<Body>, TngError> {
+    let SentRequest { response, decoder } = sent;
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    if content_type != Some(CONTENT_TYPE_CHUNKED_RESPONSE.as_bytes()) {
+        return Err(TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "InvalidOHttpResponse",
+            format!("the egress answered with content-type {content_type:?}, expected {CONTENT_TYPE_CHUNKED_RESPONSE}"),
+        ));
+    }
+    let (outer, body) = response.into_parts();
+    let mut reader = MessageReader::new(body, decoder, &[]).map_err(open_error)?;
+    let head = match reader.next_event().await.map_err(open_error)? {
+        Some(Event::ResponseHead(head)) => head,
+        Some(Event::RequestHead(_)) => {
+            return Err(TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "InvalidHttpResponse",
+                "the egress sent a request where a response was expected",
+            ))
+        }
+        _ => return Err(open_error(ReadError::Truncated)),
+    };
+    let mut headers = head.headers;
+    strip_connection_specific(&mut headers);
+    for (name, value) in &outer.headers {
+        if context.response_passthrough.allows(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let mut response = Response::new(response_body(reader));
+    *response.status_mut() = head.status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+fn open_error(err: ReadError) -> TngError {
+    TngError::new(StatusCode::BAD_GATEWAY, "OhttpError", format!("cannot open the egress response: {err}"))
+}
+
+/// The unsealed response body. An error cuts the local response short, which is what the
+/// application must see when the tunnel breaks mid-body.
+fn response_body(reader: MessageReader<Incoming, ResponseDecoder>) -> Body {
+    let stream = futures_util::stream::unfold(Some(reader), |state| async move {
+        let mut reader = state?;
+        match reader.next_event().await {
+            Ok(Some(Event::Data(data))) => Some((Ok(Frame::data(data)), Some(reader))),
+            Ok(Some(Event::Trailers(trailers))) => Some((Ok(Frame::trailers(trailers)), Some(reader))),
+            Ok(_) => None,
+            Err(err) => {
+                warn!("response from the egress broke off: {err}");
+                Some((Err::<Frame<Bytes>, BoxError>(err.into()), None))
+            }
+        }
+    });
+    boxed(StreamBody::new(stream))
+}

@@ -1,0 +1,122 @@
+//! Opens a chunked-OHTTP body and decodes the BHTTP message inside it, event by event.
+
+use bytes::Bytes;
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+use tng_ohttp::bhttp::{self, BhttpError, Event};
+use tng_ohttp::chunked::OhttpError;
+
+use super::ChunkOpener;
+use crate::http::body::BoxError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading the tunnel body failed: {0}")]
+    Body(BoxError),
+    #[error("OHTTP: {0}")]
+    Ohttp(#[from] OhttpError),
+    #[error("BHTTP: {0}")]
+    Bhttp(#[from] BhttpError),
+    #[error("BHTTP: message truncated")]
+    Truncated,
+}
+
+/// Reads sealed chunks from `body`, opens them and yields the inner message's events.
+///
+/// The end of the inner message is only reported once the OHTTP final chunk has been opened:
+/// the final chunk is what authenticates that nothing was cut off.
+pub struct MessageReader<B, O> {
+    body: B,
+    opener: O,
+    bhttp: bhttp::Decoder,
+    body_done: bool,
+    opened_final: bool,
+    saw_end: bool,
+    reported_end: bool,
+}
+
+impl<B, O> MessageReader<B, O>
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send,
+    B::Error: Into<BoxError>,
+    O: ChunkOpener,
+{
+    /// `initial` is ciphertext already read from `body` while parsing what precedes it.
+    pub fn new(body: B, mut opener: O, initial: &[u8]) -> Result<Self, ReadError> {
+        opener.push(initial)?;
+        Ok(Self {
+            body,
+            opener,
+            bhttp: bhttp::Decoder::new(bhttp::Limits::default()),
+            body_done: false,
+            opened_final: false,
+            saw_end: false,
+            reported_end: false,
+        })
+    }
+
+    pub async fn next_event(&mut self) -> Result<Option<Event>, ReadError> {
+        loop {
+            if !self.saw_end {
+                match self.bhttp.next()? {
+                    Some(Event::End) => self.saw_end = true,
+                    Some(event) => return Ok(Some(event)),
+                    None if self.opened_final => return Err(ReadError::Truncated),
+                    None => {}
+                }
+            }
+            if self.saw_end && self.opened_final {
+                if self.reported_end {
+                    return Ok(None);
+                }
+                self.reported_end = true;
+                return Ok(Some(Event::End));
+            }
+            if let Some(plaintext) = self.opener.next_chunk()? {
+                // Bytes after the end of the BHTTP message are padding (RFC 9292 §3.8).
+                if !self.saw_end {
+                    self.bhttp.push(plaintext);
+                }
+                continue;
+            }
+            if self.body_done {
+                let last = self.opener.finish()?;
+                if !self.saw_end {
+                    self.bhttp.push(last);
+                    self.bhttp.finish();
+                }
+                self.opened_final = true;
+                continue;
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.opener.push(&data)?;
+                    }
+                }
+                Some(Err(err)) => return Err(ReadError::Body(err.into())),
+                None => self.body_done = true,
+            }
+        }
+    }
+}
+
+/// Reads raw bytes from a body until `want` bytes are buffered (or the body ends).
+pub async fn read_at_least<B>(body: &mut B, buf: &mut bytes::BytesMut, want: usize) -> Result<bool, BoxError>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    while buf.len() < want {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Some(Err(err)) => return Err(err.into()),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
