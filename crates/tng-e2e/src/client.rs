@@ -38,7 +38,10 @@ impl H1Conn {
     }
 
     /// Sends `req` (a `Host` header is added when missing) and returns the streaming response.
-    pub async fn send(&mut self, mut req: Request<Full<Bytes>>) -> anyhow::Result<Response<Incoming>> {
+    pub async fn send(
+        &mut self,
+        mut req: Request<Full<Bytes>>,
+    ) -> anyhow::Result<Response<Incoming>> {
         if !req.headers().contains_key(http::header::HOST) {
             req.headers_mut()
                 .insert(http::header::HOST, self.host.parse()?);
@@ -47,7 +50,8 @@ impl H1Conn {
         Ok(self.sender.send_request(req).await?)
     }
 
-    /// Sends `req` and reads the whole body.
+    /// Sends `req` and reads the whole body (test responses are small by construction).
+    #[allow(clippy::disallowed_methods)]
     pub async fn fetch(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<FullResponse> {
         let resp = self.send(req).await?;
         let (parts, body) = resp.into_parts();
@@ -64,7 +68,11 @@ impl H1Conn {
             .await
     }
 
-    pub async fn post(&mut self, path: &str, body: impl Into<Bytes>) -> anyhow::Result<FullResponse> {
+    pub async fn post(
+        &mut self,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<FullResponse> {
         self.fetch(Request::post(path).body(Full::new(body.into()))?)
             .await
     }

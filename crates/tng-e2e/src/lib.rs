@@ -15,6 +15,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod keys;
 pub mod net;
 pub mod paths;
 pub mod pattern;
@@ -29,3 +30,10 @@ pub use pattern::{pattern_bytes, pattern_sha256, PatternChecker, PATTERN_PERIOD}
 pub use proc::Proc;
 pub use relay::{split_requests, CapturedMessage, Relay};
 pub use tng::{launch_egress, launch_ingress, tunnel, Tng, Tunnel};
+
+/// Blocks the calling (test) thread. The workspace bans `std::thread::sleep` because it stalls
+/// async runtimes; the harness is synchronous and polls real processes, so it needs one.
+#[allow(clippy::disallowed_methods)]
+pub fn pause(duration: std::time::Duration) {
+    std::thread::sleep(duration);
+}

@@ -88,7 +88,16 @@ pub fn curl_status(args: &[&str]) -> RawResponse {
 /// `GET url` via curl with a 5 s limit: `(status, body)`; status 0 when nothing answered.
 pub fn http_get(url: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}", url])
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run curl");
@@ -107,7 +116,7 @@ pub fn wait_http_ok(url: &str, timeout: Duration) -> bool {
         if Instant::now() > deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        crate::pause(Duration::from_millis(50));
     }
 }
 

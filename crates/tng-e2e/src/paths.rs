@@ -53,7 +53,13 @@ pub fn test_dir(label: &str) -> PathBuf {
         .unwrap_or(0);
     let safe: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let dir = std::env::temp_dir()
         .join("tng-e2e")

@@ -27,7 +27,11 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
-        println!("[e2e] {name}: pid {} log {}", child.id(), log_path.display());
+        println!(
+            "[e2e] {name}: pid {} log {}",
+            child.id(),
+            log_path.display()
+        );
         Proc {
             name: name.to_string(),
             child,
@@ -88,7 +92,7 @@ impl Proc {
                     self.log_tail(40)
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            crate::pause(Duration::from_millis(20));
         }
     }
 
@@ -110,7 +114,7 @@ impl Proc {
             if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            crate::pause(Duration::from_millis(20));
         }
     }
 

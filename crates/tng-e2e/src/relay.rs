@@ -122,7 +122,9 @@ impl CapturedMessage {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.split("\r\n").skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
 }
@@ -135,21 +137,30 @@ pub fn split_requests(mut data: &[u8]) -> Vec<CapturedMessage> {
     while let Some(end) = crate::net::find(data, b"\r\n\r\n") {
         let head = String::from_utf8_lossy(&data[..end]).into_owned();
         data = &data[end + 4..];
-        let msg = CapturedMessage { head, body: Vec::new() };
+        let msg = CapturedMessage {
+            head,
+            body: Vec::new(),
+        };
         let chunked = msg
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let body = if chunked {
             let mut body = Vec::new();
             loop {
-                let Some(eol) = crate::net::find(data, b"\r\n") else { return out };
+                let Some(eol) = crate::net::find(data, b"\r\n") else {
+                    return out;
+                };
                 let size_text = String::from_utf8_lossy(&data[..eol]).into_owned();
                 let size_hex = size_text.split(';').next().unwrap_or("").trim();
-                let Ok(size) = usize::from_str_radix(size_hex, 16) else { return out };
+                let Ok(size) = usize::from_str_radix(size_hex, 16) else {
+                    return out;
+                };
                 data = &data[eol + 2..];
                 if size == 0 {
                     // Skip (empty) trailers up to the final CRLF.
-                    let Some(t) = crate::net::find(data, b"\r\n") else { return out };
+                    let Some(t) = crate::net::find(data, b"\r\n") else {
+                        return out;
+                    };
                     data = &data[t + 2..];
                     break;
                 }

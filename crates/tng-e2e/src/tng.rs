@@ -83,7 +83,7 @@ impl Tng {
                     self.log_tail(40)
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            crate::pause(Duration::from_millis(50));
         }
     }
 
@@ -142,7 +142,7 @@ impl Tng {
                     self.log_tail(40)
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            crate::pause(Duration::from_millis(20));
         }
     }
 
@@ -173,7 +173,7 @@ impl Tng {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            crate::pause(Duration::from_millis(20));
         }
         let out = child.wait_with_output().expect("collect output");
         (

@@ -61,7 +61,9 @@ fn bad_configs_exit_1_with_one_exact_line() {
         let (code, stderr) = Tng::launch_expect_failure(config);
         let want = format!("error: invalid configuration: {message}\n");
         if code != Some(1) || stderr != want {
-            mismatches.push(format!("config {config}\n  want exit 1, {want:?}\n  got  exit {code:?}, {stderr:?}"));
+            mismatches.push(format!(
+                "config {config}\n  want exit 1, {want:?}\n  got  exit {code:?}, {stderr:?}"
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
@@ -112,23 +114,44 @@ fn sigterm_lets_in_flight_requests_finish() {
     // Wait until the backend has it, so the signal really lands mid-request.
     let deadline = Instant::now() + Duration::from_secs(10);
     while backend.requests() < 2 {
-        assert!(Instant::now() < deadline, "slow request never reached the backend");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            Instant::now() < deadline,
+            "slow request never reached the backend"
+        );
+        pause(Duration::from_millis(20));
     }
     t.ingress.proc.signal("TERM");
     t.egress.proc.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    pause(Duration::from_millis(300));
 
     // New connections are refused after the signal.
     let refused = std::net::TcpStream::connect(t.ingress_addr());
-    assert!(refused.is_err(), "ingress still accepts new connections after SIGTERM");
+    assert!(
+        refused.is_err(),
+        "ingress still accepts new connections after SIGTERM"
+    );
 
     let out = slow.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(text, "slow 1500 ms\n\n200", "curl stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        text,
+        "slow 1500 ms\n\n200",
+        "curl stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let ingress_status = t.ingress.proc.wait_timeout(Duration::from_secs(15));
     let egress_status = t.egress.proc.wait_timeout(Duration::from_secs(15));
-    assert_eq!(ingress_status.and_then(|s| s.code()), Some(0), "ingress log:\n{}", t.ingress.log_tail(30));
-    assert_eq!(egress_status.and_then(|s| s.code()), Some(0), "egress log:\n{}", t.egress.log_tail(30));
+    assert_eq!(
+        ingress_status.and_then(|s| s.code()),
+        Some(0),
+        "ingress log:\n{}",
+        t.ingress.log_tail(30)
+    );
+    assert_eq!(
+        egress_status.and_then(|s| s.code()),
+        Some(0),
+        "egress log:\n{}",
+        t.egress.log_tail(30)
+    );
 }

@@ -24,7 +24,13 @@ impl Observed {
         let relay = Relay::start(&format!("127.0.0.1:{egress_port}"));
         let (ingress, ingress_port) =
             launch_ingress(&format!("127.0.0.1:{}", relay.port()), ingress_extra);
-        Observed { backend, _egress: egress, relay, _ingress: ingress, ingress_port }
+        Observed {
+            backend,
+            _egress: egress,
+            relay,
+            _ingress: ingress,
+            ingress_port,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -54,7 +60,11 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 fn contains_ci(hay: &[u8], needle: &str) -> bool {
-    find(&hay.to_ascii_lowercase(), needle.to_ascii_lowercase().as_bytes()).is_some()
+    find(
+        &hay.to_ascii_lowercase(),
+        needle.to_ascii_lowercase().as_bytes(),
+    )
+    .is_some()
 }
 
 fn unique(tag: &str) -> String {
@@ -78,14 +88,30 @@ fn path_rewrites_choose_the_outer_path_without_query() {
     assert_eq!(r.text(), "hello from backend: POST /foo/bar/baz");
     let r = curl_status(&[&o.url("/echo?secret=2")]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("x-echo-uri"), Some("/echo?secret=2"), "inner query must survive");
+    assert_eq!(
+        r.header("x-echo-uri"),
+        Some("/echo?secret=2"),
+        "inner query must survive"
+    );
 
     let lines = request_lines(&o.relay.upstream());
-    assert!(lines.contains(&"POST /foo/bar HTTP/1.1".to_string()), "{lines:?}");
-    assert!(lines.contains(&"POST / HTTP/1.1".to_string()), "unmatched path must go to root: {lines:?}");
+    assert!(
+        lines.contains(&"POST /foo/bar HTTP/1.1".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"POST / HTTP/1.1".to_string()),
+        "unmatched path must go to root: {lines:?}"
+    );
     for line in &lines {
-        assert!(line.starts_with("POST "), "outer leg must be POST only: {lines:?}");
-        assert!(!line.contains('?'), "query on the outer request line: {line}");
+        assert!(
+            line.starts_with("POST "),
+            "outer leg must be POST only: {lines:?}"
+        );
+        assert!(
+            !line.contains('?'),
+            "query on the outer request line: {line}"
+        );
     }
     assert_eq!(o.backend.requests(), 2);
 }
@@ -97,8 +123,14 @@ fn path_default_original_keeps_the_inner_path() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "hello from backend: GET /some/inner/path");
     let lines = request_lines(&o.relay.upstream());
-    assert!(lines.contains(&"POST /some/inner/path HTTP/1.1".to_string()), "{lines:?}");
-    assert!(lines.iter().all(|l| l == "POST /some/inner/path HTTP/1.1"), "{lines:?}");
+    assert!(
+        lines.contains(&"POST /some/inner/path HTTP/1.1".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l == "POST /some/inner/path HTTP/1.1"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -111,20 +143,36 @@ fn header_passthrough_copies_only_listed_headers() {
     let other = unique("other-");
     let tag = unique("tag-");
     let r = curl_status(&[
-        "-H", &format!("x-trace-id: {trace}"),
-        "-H", &format!("x-other: {other}"),
-        "-H", &format!("x-set-x-backend-tag: {tag}"),
-        "-H", "x-set-x-unlisted: nope",
+        "-H",
+        &format!("x-trace-id: {trace}"),
+        "-H",
+        &format!("x-other: {other}"),
+        "-H",
+        &format!("x-set-x-backend-tag: {tag}"),
+        "-H",
+        "x-set-x-unlisted: nope",
         &o.url("/echo"),
     ]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-backend-tag"), Some(tag.as_str()));
     let up = o.relay.upstream();
     let down = o.relay.downstream();
-    assert!(contains_ci(&up, &format!("x-trace-id: {trace}")), "x-trace-id not on the outer POST");
-    assert!(!contains(&up, &other), "unlisted request header leaked to the outer leg");
-    assert!(contains_ci(&down, &format!("x-backend-tag: {tag}")), "x-backend-tag not on the outer response");
-    assert!(!contains_ci(&down, "x-unlisted"), "unlisted response header leaked to the outer leg");
+    assert!(
+        contains_ci(&up, &format!("x-trace-id: {trace}")),
+        "x-trace-id not on the outer POST"
+    );
+    assert!(
+        !contains(&up, &other),
+        "unlisted request header leaked to the outer leg"
+    );
+    assert!(
+        contains_ci(&down, &format!("x-backend-tag: {tag}")),
+        "x-backend-tag not on the outer response"
+    );
+    assert!(
+        !contains_ci(&down, "x-unlisted"),
+        "unlisted response header leaked to the outer leg"
+    );
 }
 
 /// Sends requests with markers in path, header and body (and a response marker) through
@@ -134,25 +182,47 @@ fn send_marked_requests(url: impl Fn(&str) -> String) -> Vec<String> {
     let header_marker = unique("HDRMARK");
     let body_marker = unique("BODYMARK");
     let r = curl_status(&[
-        "-X", "POST",
-        "-H", &format!("x-marker: {header_marker}"),
-        "-d", &format!("payload {body_marker} payload"),
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-marker: {header_marker}"),
+        "-d",
+        &format!("payload {body_marker} payload"),
         &url(&format!("/m/{path_marker}?q={path_marker}")),
     ]);
     assert_eq!(r.status, 200);
     // The default route answers with a text the request never contained.
-    assert_eq!(r.text(), format!("hello from backend: POST /m/{path_marker}"));
+    assert_eq!(
+        r.text(),
+        format!("hello from backend: POST /m/{path_marker}")
+    );
     let r = curl_status(&["-d", &body_marker, &url("/echo")]);
     assert_eq!(r.text(), body_marker);
-    vec![path_marker, header_marker, body_marker, "hello from backend".to_string(), "x-echo-method".into()]
+    vec![
+        path_marker,
+        header_marker,
+        body_marker,
+        "hello from backend".to_string(),
+        "x-echo-method".into(),
+    ]
 }
 
 fn assert_opaque(what: &str, bytes: &[u8], markers: &[String]) {
     // Positive control: the capture does hold the outer HTTP, so absence below means something.
-    assert!(contains(bytes, "x-tng-ohttp-api"), "{what}: capture has no x-tng-ohttp-api ({} bytes)", bytes.len());
-    assert!(contains(bytes, "message/ohttp-chunked-req"), "{what}: no tunnel content-type");
+    assert!(
+        contains(bytes, "x-tng-ohttp-api"),
+        "{what}: capture has no x-tng-ohttp-api ({} bytes)",
+        bytes.len()
+    );
+    assert!(
+        contains(bytes, "message/ohttp-chunked-req"),
+        "{what}: no tunnel content-type"
+    );
     for m in markers {
-        assert!(!contains(bytes, m), "{what}: plaintext marker {m:?} visible on the outer leg");
+        assert!(
+            !contains(bytes, m),
+            "{what}: plaintext marker {m:?} visible on the outer leg"
+        );
     }
 }
 
@@ -168,14 +238,23 @@ fn relay_capture_shows_no_plaintext() {
 
 #[test]
 fn packet_capture_shows_no_plaintext() {
-    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    let have_tcpdump = std::process::Command::new("tcpdump").arg("--version").output().is_ok();
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let have_tcpdump = std::process::Command::new("tcpdump")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !(is_root && have_tcpdump) {
         let why = format!("packet capture needs root ({is_root}) and tcpdump ({have_tcpdump})");
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{why}: required when CI=true");
         }
-        println!("SKIPPED packet_capture_shows_no_plaintext: {why} (the relay test still covers it)");
+        println!(
+            "SKIPPED packet_capture_shows_no_plaintext: {why} (the relay test still covers it)"
+        );
         return;
     }
     let backend = Backend::start();
@@ -183,15 +262,20 @@ fn packet_capture_shows_no_plaintext() {
     let dir = test_dir("pcap");
     let pcap = dir.join("outer.pcap");
     let mut cmd = std::process::Command::new("tcpdump");
-    cmd.args(["-i", "lo", "-U", "-s", "0", "-w"])
+    // Without immediate mode libpcap hands packets over in blocks up to 1 s late, and
+    // packets still in the kernel ring at SIGTERM are lost.
+    cmd.args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w"])
         .arg(&pcap)
         .arg(format!("tcp port {}", t.egress_port));
     let mut dump = Proc::spawn("tcpdump", cmd, &dir);
     dump.wait_for_line("listening on", Duration::from_secs(10));
     let markers = send_marked_requests(|p| t.url(p));
-    std::thread::sleep(Duration::from_millis(300));
+    pause(Duration::from_millis(1500));
     let status = dump.terminate();
-    assert!(status.success() || status.code() == Some(143) || status.code().is_none(), "tcpdump: {status}");
+    assert!(
+        status.success() || status.code() == Some(143) || status.code().is_none(),
+        "tcpdump: {status}"
+    );
     let bytes = std::fs::read(&pcap).expect("read pcap");
     println!("[pcap] {} bytes in {}", bytes.len(), pcap.display());
     assert_opaque("pcap", &bytes, &markers);

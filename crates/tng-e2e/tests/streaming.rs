@@ -43,7 +43,11 @@ fn one_gib_download_and_upload_with_flat_memory() {
         checker.feed(&buf[..n]);
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
         "[bulk] download 1 GiB in {:.1} s ({:.0} MB/s)",
         started.elapsed().as_secs_f64(),
@@ -53,7 +57,10 @@ fn one_gib_download_and_upload_with_flat_memory() {
     assert_eq!(checker.first_mismatch(), None);
     assert_eq!(checker.sha256(), expected_sha);
     let (e, i) = report_rss(&t, "1 GiB download");
-    assert!(e < RSS_LIMIT_KIB && i < RSS_LIMIT_KIB, "peak RSS over 64 MiB: egress {e} KiB, ingress {i} KiB");
+    assert!(
+        e < RSS_LIMIT_KIB && i < RSS_LIMIT_KIB,
+        "peak RSS over 64 MiB: egress {e} KiB, ingress {i} KiB"
+    );
 
     // Upload: curl reads the body from a pipe (-T - ⇒ chunked), we write the pattern into it.
     let started = Instant::now();
@@ -72,23 +79,36 @@ fn one_gib_download_and_upload_with_flat_memory() {
         let mut sent = 0u64;
         while sent < GIB {
             let start = (sent % PATTERN_PERIOD) as usize;
-            stdin.write_all(&block[start..start + (1 << 20)]).expect("write to curl");
+            stdin
+                .write_all(&block[start..start + (1 << 20)])
+                .expect("write to curl");
             sent += 1 << 20;
         }
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
         "[bulk] upload 1 GiB in {:.1} s ({:.0} MB/s)",
         started.elapsed().as_secs_f64(),
         GIB as f64 / 1e6 / started.elapsed().as_secs_f64()
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("sink answer not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sink answer not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     assert_eq!(v, json!({"bytes": GIB, "sha256": expected_sha}));
     let (e, i) = report_rss(&t, "1 GiB upload");
-    assert!(e < RSS_LIMIT_KIB && i < RSS_LIMIT_KIB, "peak RSS over 64 MiB: egress {e} KiB, ingress {i} KiB");
+    assert!(
+        e < RSS_LIMIT_KIB && i < RSS_LIMIT_KIB,
+        "peak RSS over 64 MiB: egress {e} KiB, ingress {i} KiB"
+    );
 }
 
 #[test]
@@ -110,8 +130,17 @@ fn content_length_upload_of_a_file() {
             written += chunk.len() as u64;
         }
     }
-    let r = curl_status(&["-X", "POST", "-T", &file.display().to_string(), &t.url("/sink")]);
+    let r = curl_status(&[
+        "-X",
+        "POST",
+        "-T",
+        &file.display().to_string(),
+        &t.url("/sink"),
+    ]);
     std::fs::remove_file(&file).ok();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"bytes": len, "sha256": pattern_sha256(len)}));
+    assert_eq!(
+        r.json(),
+        json!({"bytes": len, "sha256": pattern_sha256(len)})
+    );
 }

@@ -11,7 +11,9 @@ use tng_e2e::*;
 
 fn unique_bytes(seed: u8, len: usize) -> Vec<u8> {
     // Includes every byte value (CR, LF, NUL, 0x80+) to catch any text-mode mangling.
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -32,12 +34,22 @@ fn get_post_and_status_are_byte_identical() {
 
     // Content-Length request body.
     let r = curl_status(&[
-        "-X", "POST", "--data-binary", &at_file,
-        "-H", "content-type: application/x-test", "-H", "x-custom: abc",
+        "-X",
+        "POST",
+        "--data-binary",
+        &at_file,
+        "-H",
+        "content-type: application/x-test",
+        "-H",
+        "x-custom: abc",
         &t.url("/echo?q=1&r=2"),
     ]);
     assert_eq!(r.status, 200);
-    assert!(r.body == body, "echoed POST body differs ({} bytes back)", r.body.len());
+    assert!(
+        r.body == body,
+        "echoed POST body differs ({} bytes back)",
+        r.body.len()
+    );
     assert_eq!(r.header("x-echo-method"), Some("POST"));
     assert_eq!(r.header("x-echo-uri"), Some("/echo?q=1&r=2"));
     assert_eq!(r.header("x-echo-h-x-custom"), Some("abc"));
@@ -45,11 +57,20 @@ fn get_post_and_status_are_byte_identical() {
 
     // Chunked request body.
     let r = curl_status(&[
-        "-X", "PUT", "-H", "transfer-encoding: chunked", "--data-binary", &at_file,
+        "-X",
+        "PUT",
+        "-H",
+        "transfer-encoding: chunked",
+        "--data-binary",
+        &at_file,
         &t.url("/echo"),
     ]);
     assert_eq!(r.status, 200);
-    assert!(r.body == body, "echoed chunked PUT differs ({} bytes back)", r.body.len());
+    assert!(
+        r.body == body,
+        "echoed chunked PUT differs ({} bytes back)",
+        r.body.len()
+    );
     assert_eq!(r.header("x-echo-method"), Some("PUT"));
 
     // Statuses and bodies pass through unchanged, including errors of the backend.
@@ -75,19 +96,37 @@ fn keep_alive_connection_is_reused_by_curl() {
     let t = tunnel(backend.addr(), json!({}), json!({}));
     // Three URLs in one curl run share one connection when keep-alive works.
     let out = curl(&[
-        "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
-        "-w", "%{http_code} %{num_connects}\n",
-        &t.url("/a"), &t.url("/b"), &t.url("/c"),
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_connects}\n",
+        &t.url("/a"),
+        &t.url("/b"),
+        &t.url("/c"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 1\n200 0\n200 0\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 1\n200 0\n200 0\n"
+    );
 }
 
 #[test]
 fn h2c_prior_knowledge_get_and_post() {
     let backend = Backend::start();
     let t = tunnel(backend.addr(), json!({}), json!({}));
-    let r = curl_status(&["--http2-prior-knowledge", &t.url("/bytes?n=123457&chunk=999")]);
+    let r = curl_status(&[
+        "--http2-prior-knowledge",
+        &t.url("/bytes?n=123457&chunk=999"),
+    ]);
     assert_eq!(r.status, 200);
     assert!(r.body == pattern_bytes(0, 123_457), "h2c GET body differs");
 
@@ -96,13 +135,27 @@ fn h2c_prior_knowledge_get_and_post() {
     let file = dir.join("b.bin");
     std::fs::write(&file, &body).unwrap();
     let out = curl(&[
-        "--http2-prior-knowledge", "--data-binary", &format!("@{}", file.display()),
-        "-o", "-", "-w", "%{http_version}", &t.url("/echo"),
+        "--http2-prior-knowledge",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "-o",
+        "-",
+        "-w",
+        "%{http_version}",
+        &t.url("/echo"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (got, version) = out.stdout.split_at(out.stdout.len() - 1);
     assert_eq!(version, b"2", "client leg was not HTTP/2");
-    assert!(got == body.as_slice(), "h2c POST body differs ({} bytes)", got.len());
+    assert!(
+        got == body.as_slice(),
+        "h2c POST body differs ({} bytes)",
+        got.len()
+    );
 }
 
 #[test]
@@ -111,16 +164,29 @@ fn upgrade_requests_get_501() {
     let t = tunnel(backend.addr(), json!({}), json!({}));
     let before = backend.requests();
     let r = curl_status(&[
-        "-H", "connection: Upgrade", "-H", "upgrade: websocket",
-        "-H", "sec-websocket-version: 13", "-H", "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+        "-H",
+        "connection: Upgrade",
+        "-H",
+        "upgrade: websocket",
+        "-H",
+        "sec-websocket-version: 13",
+        "-H",
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
         &t.url("/ws"),
     ]);
     assert_eq!(r.status, 501, "body: {}", r.text());
     assert_eq!(r.json()["code"], "UpgradeNotSupported");
     assert!(r.json()["message"].is_string());
-    assert_eq!(backend.requests(), before, "an upgrade request reached the backend");
+    assert_eq!(
+        backend.requests(),
+        before,
+        "an upgrade request reached the backend"
+    );
     // The ingress keeps serving.
-    assert_eq!(curl_status(&[&t.url("/after")]).text(), "hello from backend: GET /after");
+    assert_eq!(
+        curl_status(&[&t.url("/after")]).text(),
+        "hello from backend: GET /after"
+    );
 }
 
 #[test]
@@ -131,7 +197,11 @@ fn sse_events_arrive_one_by_one() {
     rt.block_on(async {
         let mut conn = H1Conn::connect(&t.ingress_addr()).await.unwrap();
         let resp = conn
-            .send(http::Request::get("/sse?id=sse-e2e&n=5").body(Default::default()).unwrap())
+            .send(
+                http::Request::get("/sse?id=sse-e2e&n=5")
+                    .body(Default::default())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
@@ -158,6 +228,8 @@ fn sse_events_arrive_one_by_one() {
                 .await
                 .unwrap();
         }
+        // After the last ack the stream must end with no further data.
+        #[allow(clippy::disallowed_methods)]
         let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
             .await
             .expect("stream did not end after the last ack")
@@ -181,13 +253,22 @@ fn two_hundred_concurrent_keep_alive_clients() {
         for c in 0..200u32 {
             let addr = addr.clone();
             tasks.push(tokio::spawn(async move {
-                let mut conn = H1Conn::connect(&addr).await.map_err(|e| format!("{c}: {e}"))?;
+                let mut conn = H1Conn::connect(&addr)
+                    .await
+                    .map_err(|e| format!("{c}: {e}"))?;
                 for j in 0..5u32 {
                     if j % 2 == 0 {
                         let body = format!("client-{c}-req-{j}-").repeat(50 + c as usize);
-                        let r = conn.post("/echo", body.clone()).await.map_err(|e| format!("{c}/{j}: {e}"))?;
+                        let r = conn
+                            .post("/echo", body.clone())
+                            .await
+                            .map_err(|e| format!("{c}/{j}: {e}"))?;
                         if r.status != 200 || r.body != body.as_bytes() {
-                            return Err(format!("{c}/{j}: status {} body {} bytes", r.status, r.body.len()));
+                            return Err(format!(
+                                "{c}/{j}: status {} body {} bytes",
+                                r.status,
+                                r.body.len()
+                            ));
                         }
                     } else {
                         let path = format!("/get-{c}-{j}");
@@ -212,7 +293,12 @@ fn two_hundred_concurrent_keep_alive_clients() {
         }
         failures
     });
-    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(backend.requests() - before, 1000);
 }
 
@@ -221,8 +307,14 @@ fn control_interface_reports_health_and_keys() {
     let backend = Backend::start();
     let t = tunnel(backend.addr(), json!({}), json!({}));
     for tng in [&t.egress, &t.ingress] {
-        assert_eq!(http_get(&format!("{}/livez", tng.control_url())), (200, "ok".to_string()));
-        assert_eq!(http_get(&format!("{}/readyz", tng.control_url())), (200, "ok".to_string()));
+        assert_eq!(
+            http_get(&format!("{}/livez", tng.control_url())),
+            (200, "ok".to_string())
+        );
+        assert_eq!(
+            http_get(&format!("{}/readyz", tng.control_url())),
+            (200, "ok".to_string())
+        );
     }
     assert_eq!(t.egress.status_json("/status/"), json!(["egress"]));
     assert_eq!(t.ingress.status_json("/status/"), json!(["ingress"]));
@@ -233,7 +325,10 @@ fn control_interface_reports_health_and_keys() {
     assert_eq!(local.len(), 1, "{keys}");
     assert_eq!(local[0]["status"], "Active");
     assert_eq!(local[0]["key_id"], 0);
-    let pk = local[0]["public_key"].as_str().expect("public_key").to_string();
+    let pk = local[0]["public_key"]
+        .as_str()
+        .expect("public_key")
+        .to_string();
     assert_eq!(pk.len(), 64, "X25519 public key as hex: {pk}");
 
     // The ingress fetches the key config on first use.
@@ -241,6 +336,9 @@ fn control_interface_reports_health_and_keys() {
     let servers = t.ingress.status_json("/status/ingress/0/ohttp/keys");
     let list = servers["servers"].as_array().expect("servers array");
     assert_eq!(list.len(), 1, "{servers}");
-    assert_eq!(list[0]["url"], format!("http://127.0.0.1:{}/", t.egress_port));
+    assert_eq!(
+        list[0]["url"],
+        format!("http://127.0.0.1:{}/", t.egress_port)
+    );
     assert_eq!(list[0]["server_public_key"], pk.as_str());
 }

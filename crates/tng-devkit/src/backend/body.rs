@@ -8,5 +8,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, Error>;
 
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
 }

@@ -11,7 +11,10 @@ pub const PERIOD: u64 = 251;
 
 /// `total` pattern bytes as frames of at most `chunk` bytes. One buffer of
 /// `chunk + PERIOD` bytes is shared by all frames, each frame a zero-copy slice of it.
-pub fn frames(total: u64, chunk: usize) -> impl Stream<Item = Result<Frame<Bytes>, super::body::Error>> {
+pub fn frames(
+    total: u64,
+    chunk: usize,
+) -> impl Stream<Item = Result<Frame<Bytes>, super::body::Error>> {
     let chunk = chunk.max(1);
     let block = Bytes::from(
         (0..(chunk as u64 + PERIOD))

@@ -27,7 +27,10 @@ use sha2::{Digest, Sha256};
 use super::body::{full, Body};
 use super::{pattern, sse, Shared};
 
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if path != "/__stats" && path != "/sse-ack" {
         shared.requests.fetch_add(1, Ordering::SeqCst);
@@ -151,7 +154,8 @@ fn bytes(query: &BTreeMap<String, String>) -> Response<Body> {
         HeaderValue::from_static("application/octet-stream"),
     );
     if !chunked {
-        resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(n));
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
     resp
 }
@@ -219,7 +223,10 @@ fn status(query: &BTreeMap<String, String>) -> Response<Body> {
 }
 
 async fn slow(query: &BTreeMap<String, String>) -> Response<Body> {
-    let ms = query.get("ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1000);
+    let ms = query
+        .get("ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     text(StatusCode::OK, format!("slow {ms} ms\n"))
 }

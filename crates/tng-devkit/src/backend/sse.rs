@@ -32,7 +32,8 @@ impl AckBoard {
 
     /// Records that the client has seen event `i` of stream `id` (may precede the stream).
     pub fn ack(&self, id: &str, i: u64) {
-        self.channel(id).send_modify(|acked| *acked = (*acked).max(i + 1));
+        self.channel(id)
+            .send_modify(|acked| *acked = (*acked).max(i + 1));
     }
 
     fn forget(&self, id: &str) {
@@ -55,9 +56,13 @@ pub fn events(
         async move {
             if i > 0 {
                 let wanted = i;
-                let acked = tokio::time::timeout(ACK_TIMEOUT, acks.wait_for(|a| *a >= wanted)).await;
+                let acked =
+                    tokio::time::timeout(ACK_TIMEOUT, acks.wait_for(|a| *a >= wanted)).await;
                 if !matches!(acked, Ok(Ok(_))) {
-                    tracing::warn!("sse {id}: no ack for event {} within {ACK_TIMEOUT:?}", i - 1);
+                    tracing::warn!(
+                        "sse {id}: no ack for event {} within {ACK_TIMEOUT:?}",
+                        i - 1
+                    );
                     board.sse.forget(&id);
                     return None;
                 }

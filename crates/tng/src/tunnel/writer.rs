@@ -102,7 +102,11 @@ where
         }
         let plain = self.plain.split();
         let sealed = if last {
-            self.sealer.seal_final(&plain)?
+            // Upstream's reader only opens an empty final chunk (its writer never sends
+            // anything else), so the content goes in a regular chunk first.
+            let mut out = BytesMut::from(&self.sealer.seal_chunk(&plain)?[..]);
+            out.extend_from_slice(&self.sealer.seal_final(&[])?);
+            out.freeze()
         } else {
             self.sealer.seal_chunk(&plain)?
         };
