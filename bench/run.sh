@@ -214,15 +214,28 @@ if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null 2>&1; then
   sleep 1
   if perf record -g -o "$work/perf-egress.data" -p "$egress_pid" -- sleep 10 >"$work/logs/perf-egress.log" 2>&1; then
     # Self time per binary/library first (kernel vs allocator vs crypto vs our code), then the
-    # top symbols; trailing empty columns of perf's table are cut.
+    # top symbols. perf pads its table with spaces and empty "-" columns: cut those, and very
+    # long generic symbol names.
+    report() {
+      perf report -i "$work/perf-egress.data" --no-children -g none --stdio "$@" 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | sed -E 's/([[:space:]]+-)+[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-170
+    }
     {
       echo "# by shared object"
-      perf report -i "$work/perf-egress.data" --no-children -g none --sort dso --stdio 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | head -n 8
+      report --sort dso | head -n 6
+      echo "# by area (symbol name contains ...)"
+      report --sort symbol | awk '
+        { pct = $1; sub(/%/, "", pct); sym = $0 }
+        sym ~ /curve25519|x25519/ { a["X25519 (HPKE encap/decap)"] += pct; next }
+        sym ~ /chacha|poly1305|aes|gcm|sha2|hkdf|hmac/ { a["AEAD, SHA-256, HKDF"] += pct; next }
+        sym ~ /\[k\]/ { a["kernel (syscalls, TCP, scheduling)"] += pct; next }
+        sym ~ /malloc|free|memmove|memcpy|memset|_int_|unlink_chunk/ { a["allocator and memcpy"] += pct; next }
+        sym ~ /hyper|h2::|tokio|mio/ { a["hyper / tokio"] += pct; next }
+        { a["other"] += pct }
+        END { for (k in a) printf "%8.2f%%  %s\n", a[k], k }' | sort -rn
       echo "# top symbols"
-      perf report -i "$work/perf-egress.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | head -n 25
-    } | sed -E 's/[[:space:]]+$//' >"$profile" || true
+      report --sort dso,symbol | head -n 25
+    } >"$profile" || true
   else
     echo "perf record failed: $(tail -n 3 "$work/logs/perf-egress.log")" >"$profile"
   fi

@@ -118,7 +118,7 @@ url="http://127.0.0.1:$ingress_port"
 # --fail-with-body: a non-2xx answer stops the demo (set -e) but still shows what came back.
 req() {
   echo
-  echo "\$ curl $*"
+  echo "$ curl $(printf "%q " "$@")"
   curl -sS --fail-with-body --max-time 30 "$@"
   echo
 }

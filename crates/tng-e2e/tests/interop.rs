@@ -596,10 +596,19 @@ fn rotation(ingress: Peer, egress: Peer) {
         thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 if let Node::Ours(egress) = &t.egress {
-                    for k in egress.egress_public_keys(0) {
-                        let mut seen = keys.lock().unwrap();
-                        if !seen.contains(&k) {
-                            seen.push(k);
+                    // Not `egress_public_keys`: a failed sample must not panic this thread;
+                    // too few keys seen fails the test below, with the logs.
+                    let url = format!("{}/status/egress/0/ohttp/keys", egress.control_url());
+                    let (status, body) = http_get(&url);
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let listed = v["local_keys"].as_array().cloned().unwrap_or_default();
+                    if status != 200 || listed.is_empty() {
+                        println!("[interop] key status sample: {status} {body:?}");
+                    }
+                    let mut seen = keys.lock().unwrap();
+                    for k in listed.iter().filter_map(|k| k["public_key"].as_str()) {
+                        if !seen.iter().any(|s| s == k) {
+                            seen.push(k.to_string());
                         }
                     }
                 }

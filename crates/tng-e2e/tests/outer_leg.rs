@@ -218,6 +218,10 @@ fn assert_opaque(what: &str, bytes: &[u8], markers: &[String]) {
         contains(bytes, "message/ohttp-chunked-req"),
         "{what}: no tunnel content-type"
     );
+    assert!(
+        contains(bytes, "message/ohttp-chunked-res"),
+        "{what}: the response direction is missing"
+    );
     for m in markers {
         assert!(
             !contains(bytes, m),

@@ -8,8 +8,7 @@ mod tests;
 
 pub use decode::Decoder;
 pub use encode::{
-    encode_data, encode_end_of_content, encode_request_head, encode_response_head,
-    encode_trailers,
+    encode_data, encode_end_of_content, encode_request_head, encode_response_head, encode_trailers,
 };
 
 /// Request control data and header section.

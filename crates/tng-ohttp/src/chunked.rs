@@ -94,13 +94,8 @@ impl ClientRequest {
             aead.id(),
         );
         let recipient = public_key(&config.public_key).map_err(OhttpError::Hpke)?;
-        let setup = cipher::setup_sender(
-            aead,
-            &recipient,
-            sender,
-            &cipher::request_info(&ids),
-            rng,
-        )?;
+        let setup =
+            cipher::setup_sender(aead, &recipient, sender, &cipher::request_info(&ids), rng)?;
         let mut header = Vec::with_capacity(RequestHeader::LEN);
         header.extend_from_slice(&ids);
         header.extend_from_slice(&setup.enc);

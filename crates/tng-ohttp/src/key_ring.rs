@@ -106,10 +106,14 @@ impl KeyRing {
             .iter()
             .flat_map(|entry| {
                 let stale = (entry.status != KeyStatus::Stale).then_some(entry.stale_at);
-                stale.into_iter().chain([add(entry.expire_at, EXPIRY_GRACE)])
+                stale
+                    .into_iter()
+                    .chain([add(entry.expire_at, EXPIRY_GRACE)])
             })
             .fold(add(now, rotation), SystemTime::min);
-        next.duration_since(now).unwrap_or_default().max(MIN_REFRESH)
+        next.duration_since(now)
+            .unwrap_or_default()
+            .max(MIN_REFRESH)
     }
 
     fn generate(&mut self, rotation: Duration, now: SystemTime) {

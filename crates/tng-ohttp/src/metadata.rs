@@ -16,7 +16,8 @@ pub struct Metadata {
     pub key_config_hint: Option<ServerKeyConfigHint>,
 }
 
-/// Nested types of [`Metadata`], laid out as prost would generate them.
+/// Nested types of [`Metadata`], laid out (and named) as prost would generate them.
+#[allow(clippy::module_inception)]
 pub mod metadata {
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum ClientAuth {
@@ -126,8 +127,8 @@ impl MetadataReader {
             return Ok(None);
         }
         self.done = true;
-        let metadata = Metadata::decode(&self.buf[..])
-            .map_err(|e| MetadataError::Decode(e.to_string()))?;
+        let metadata =
+            Metadata::decode(&self.buf[..]).map_err(|e| MetadataError::Decode(e.to_string()))?;
         self.buf = BytesMut::new();
         Ok(Some((metadata, Bytes::copy_from_slice(&data[take..]))))
     }

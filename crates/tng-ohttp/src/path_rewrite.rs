@@ -174,7 +174,10 @@ mod tests {
 
     #[test]
     fn first_matching_rule_wins() {
-        let r = rewriter(&[("/a/.*", "/first"), ("/a/b", "/second")], PathDefault::Root);
+        let r = rewriter(
+            &[("/a/.*", "/first"), ("/a/b", "/second")],
+            PathDefault::Root,
+        );
         assert_eq!(r.rewrite("/a/b"), "/first");
     }
 
@@ -197,6 +200,8 @@ mod tests {
         ];
         let err = PathRewriter::new(&rules, PathDefault::Root).unwrap_err();
         assert_eq!(err.index, 1);
-        assert!(err.to_string().starts_with("path_rewrites[1].match_regex: "));
+        assert!(err
+            .to_string()
+            .starts_with("path_rewrites[1].match_regex: "));
     }
 }

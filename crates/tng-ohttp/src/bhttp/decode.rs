@@ -15,6 +15,9 @@ pub struct Decoder {
     failed: Option<BhttpError>,
 }
 
+// The field-section state dominates the size; the state lives once per message and is only
+// moved, so boxing it would just add allocations.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Framing,
     Control {
@@ -222,9 +225,7 @@ impl Decoder {
                 None if self.truncated_here() => Ok((trailers(true), Step::Continue)),
                 None => self.need_more(State::KnownContent { remaining: None }),
             },
-            State::KnownContent {
-                remaining: Some(0),
-            } => Ok((trailers(true), Step::Continue)),
+            State::KnownContent { remaining: Some(0) } => Ok((trailers(true), Step::Continue)),
             State::KnownContent {
                 remaining: Some(remaining),
             } => match self.take_content(remaining) {

@@ -37,14 +37,15 @@ pub(crate) fn request_info(ids: &[u8; 7]) -> Vec<u8> {
 
 type Kem = X25519HkdfSha256;
 
+// The AES context carries its expanded key schedule (~800 bytes), hence the boxes.
 pub(crate) enum HpkeSender {
-    ChaCha(AeadCtxS<ChaCha20Poly1305, HkdfSha256, Kem>),
-    Aes(AeadCtxS<AesGcm128, HkdfSha256, Kem>),
+    ChaCha(Box<AeadCtxS<ChaCha20Poly1305, HkdfSha256, Kem>>),
+    Aes(Box<AeadCtxS<AesGcm128, HkdfSha256, Kem>>),
 }
 
 pub(crate) enum HpkeReceiver {
-    ChaCha(AeadCtxR<ChaCha20Poly1305, HkdfSha256, Kem>),
-    Aes(AeadCtxR<AesGcm128, HkdfSha256, Kem>),
+    ChaCha(Box<AeadCtxR<ChaCha20Poly1305, HkdfSha256, Kem>>),
+    Aes(Box<AeadCtxR<AesGcm128, HkdfSha256, Kem>>),
 }
 
 /// What a freshly set-up sender context yields.
@@ -76,7 +77,7 @@ pub(crate) fn setup_sender<R: rand::RngCore + rand::CryptoRng>(
             .map_err(OhttpError::Hpke)?;
             ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
                 .map_err(OhttpError::Hpke)?;
-            (enc, HpkeSender::ChaCha(ctx))
+            (enc, HpkeSender::ChaCha(Box::new(ctx)))
         }
         Aead::Aes128Gcm => {
             let (enc, ctx) = hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, _>(
@@ -85,7 +86,7 @@ pub(crate) fn setup_sender<R: rand::RngCore + rand::CryptoRng>(
             .map_err(OhttpError::Hpke)?;
             ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
                 .map_err(OhttpError::Hpke)?;
-            (enc, HpkeSender::Aes(ctx))
+            (enc, HpkeSender::Aes(Box::new(ctx)))
         }
     };
     Ok(SenderSetup {
@@ -117,7 +118,7 @@ pub(crate) fn setup_receiver(
             .map_err(OhttpError::Hpke)?;
             ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
                 .map_err(OhttpError::Hpke)?;
-            HpkeReceiver::ChaCha(ctx)
+            HpkeReceiver::ChaCha(Box::new(ctx))
         }
         Aead::Aes128Gcm => {
             let ctx = hpke::setup_receiver::<AesGcm128, HkdfSha256, Kem>(
@@ -126,7 +127,7 @@ pub(crate) fn setup_receiver(
             .map_err(OhttpError::Hpke)?;
             ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
                 .map_err(OhttpError::Hpke)?;
-            HpkeReceiver::Aes(ctx)
+            HpkeReceiver::Aes(Box::new(ctx))
         }
     };
     Ok((ctx, secret))

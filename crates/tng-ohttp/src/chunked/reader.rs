@@ -73,6 +73,10 @@ impl<O: Open> ChunkReader<O> {
 
     /// The next non-empty, non-final plaintext chunk, if one has fully arrived.
     pub(crate) fn next_chunk(&mut self) -> Result<Option<Bytes>, OhttpError> {
+        if self.state == ReaderState::Finished {
+            // `finish` already returned everything.
+            return Ok(None);
+        }
         self.check_open()?;
         let result = self.next_complete();
         self.fail_on_err(result)

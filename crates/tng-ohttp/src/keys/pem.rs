@@ -31,9 +31,9 @@ pub(super) struct ParsedKey {
 
 pub(super) fn decode(pem: &str) -> Result<ParsedKey, KeyLoadError> {
     // Tolerate explanatory text before the block (as `openssl` tooling sometimes writes).
-    let start = pem.find("-----BEGIN").ok_or_else(|| {
-        KeyLoadError::InvalidPem("no \"-----BEGIN\" line found".to_string())
-    })?;
+    let start = pem
+        .find("-----BEGIN")
+        .ok_or_else(|| KeyLoadError::InvalidPem("no \"-----BEGIN\" line found".to_string()))?;
     let (label, der) = pkcs8::der::pem::decode_vec(pem[start..].trim_end().as_bytes())
         .map_err(|e| KeyLoadError::InvalidPem(e.to_string()))?;
     if label != PEM_LABEL {

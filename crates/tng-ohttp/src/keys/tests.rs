@@ -56,7 +56,10 @@ fn unsupported_entries_and_suites_are_dropped() {
     assert_eq!(configs.len(), 1);
     assert_eq!(configs[0].key_id, 7);
     assert_eq!(configs[0].public_key, [0xab; 32]);
-    assert_eq!(configs[0].aeads, vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305]);
+    assert_eq!(
+        configs[0].aeads,
+        vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305]
+    );
     assert_eq!(decode_key_config_list(&[]).unwrap(), vec![]);
 }
 

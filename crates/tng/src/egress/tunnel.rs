@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tng_ohttp::api::{CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
 use tng_ohttp::bhttp::{self, Event, RequestHead};
@@ -24,9 +23,9 @@ use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
 
 use super::EgressContext;
 use crate::error::TngError;
-use crate::http::body::{boxed, empty, Body, BoxError};
+use crate::http::body::{empty, Body};
 use crate::tunnel::headers::{declares_body, strip_connection_specific};
-use crate::tunnel::reader::{read_at_least, MessageReader, ReadError};
+use crate::tunnel::reader::{plaintext_body, read_at_least, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
 /// Metadata carries at most a client token and a public key: a few KiB. Upstream accepts up
@@ -40,10 +39,20 @@ type FailureSlot = Arc<Mutex<Option<String>>>;
 pub async fn serve(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, TngError> {
     check_content_type(req.headers())?;
     let (parts, mut body) = req.into_parts();
-    let (metadata, rest) = read_metadata(&mut body).await?;
-    check_client_auth(&metadata)?;
-    let key = select_key(context, &metadata)?;
-    let (server_request, rest) = open_request(&mut body, rest, &key).await?;
+    let opened = async {
+        let (metadata, rest) = read_metadata(&mut body).await?;
+        check_client_auth(&metadata)?;
+        let key = select_key(context, &metadata)?;
+        open_request(&mut body, rest, &key).await
+    }
+    .await;
+    let (server_request, rest) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            drain(&mut body).await;
+            return Err(err);
+        }
+    };
     let encoder = server_request.response_encoder();
     let mut reader = MessageReader::new(body, server_request, &rest).map_err(bhttp_error)?;
     let head = match reader.next_event().await {
@@ -63,6 +72,24 @@ pub async fn serve(context: &EgressContext, upstream: SocketAddr, req: Request<I
     let backend_request = build_backend_request(context, upstream, &parts.headers, head, reader, failure.clone()).await?;
     let response = forward(context, upstream, backend_request, &failure).await?;
     seal_response(context, response, encoder)
+}
+
+/// Reads (a bounded amount of) the rest of a refused request before answering. Closing a
+/// connection with unread request bytes makes the kernel send a reset, and the client — still
+/// uploading — may then lose our response (for a 422, the cue to refetch the key).
+async fn drain(body: &mut Incoming) {
+    const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while drained < DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
@@ -182,13 +209,17 @@ async fn build_backend_request(
             headers.insert(header::HOST, host);
         }
     }
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let body = if has_body {
-        request_body(reader, None, failure)
+        request_body(reader, None, content_length, failure)
     } else {
         // No framing header: HTTP/2 clients may still send a body. Look at the next event,
         // which for a body-less request is already in the first chunk.
         match reader.next_event().await.map_err(bhttp_error)? {
-            Some(Event::Data(first)) => request_body(reader, Some(first), failure),
+            Some(Event::Data(first)) => request_body(reader, Some(first), content_length, failure),
             _ => empty(),
         }
     };
@@ -204,30 +235,13 @@ async fn build_backend_request(
 }
 
 /// The decrypted request body, streamed to the service as it is opened.
-fn request_body(reader: Reader, first: Option<Bytes>, failure: FailureSlot) -> Body {
-    let stream = futures_util::stream::unfold(Some((reader, first)), move |state| {
-        let failure = failure.clone();
-        async move {
-            let (mut reader, first) = state?;
-            if let Some(data) = first {
-                return Some((Ok(Frame::data(data)), Some((reader, None))));
-            }
-            match reader.next_event().await {
-                Ok(Some(Event::Data(data))) => Some((Ok(Frame::data(data)), Some((reader, None)))),
-                Ok(Some(Event::Trailers(trailers))) => Some((Ok(Frame::trailers(trailers)), Some((reader, None)))),
-                Ok(_) => None,
-                Err(err) => {
-                    let message = err.to_string();
-                    tracing::warn!("tunnel request body failed: {message}");
-                    if let Ok(mut slot) = failure.lock() {
-                        *slot = Some(message.clone());
-                    }
-                    Some((Err::<Frame<Bytes>, BoxError>(message.into()), None))
-                }
-            }
+fn request_body(reader: Reader, first: Option<Bytes>, content_length: Option<u64>, failure: FailureSlot) -> Body {
+    plaintext_body(reader, content_length, first, move |err| {
+        tracing::warn!("tunnel request body failed: {err}");
+        if let Ok(mut slot) = failure.lock() {
+            *slot = Some(err.to_string());
         }
-    });
-    boxed(StreamBody::new(stream))
+    })
 }
 
 async fn forward(

@@ -8,11 +8,9 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body::Frame;
-use http_body_util::StreamBody;
 use hyper::body::Incoming;
 use tng_ohttp::api::{OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
 use tng_ohttp::bhttp::{self, Event, RequestHead};
@@ -24,9 +22,9 @@ use super::key_cache::USER_AGENT;
 use super::replay::{self, AttemptBody, REPLAY_LIMIT};
 use super::{describe_client_error, is_timeout, IngressContext};
 use crate::error::TngError;
-use crate::http::body::{boxed, read_small, Body, BoxError};
+use crate::http::body::{read_small, Body};
 use crate::tunnel::headers::{is_upgrade, strip_connection_specific};
-use crate::tunnel::reader::{MessageReader, ReadError};
+use crate::tunnel::reader::{plaintext_body, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
 pub async fn handle(context: Arc<IngressContext>, authority: String, req: Request<Incoming>) -> Response<Body> {
@@ -211,7 +209,11 @@ async fn response_filter(context: &IngressContext, sent: SentRequest) -> Result<
             headers.insert(name.clone(), value.clone());
         }
     }
-    let mut response = Response::new(response_body(reader));
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut response = Response::new(response_body(reader, content_length));
     *response.status_mut() = head.status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -223,18 +225,6 @@ fn open_error(err: ReadError) -> TngError {
 
 /// The unsealed response body. An error cuts the local response short, which is what the
 /// application must see when the tunnel breaks mid-body.
-fn response_body(reader: MessageReader<Incoming, ResponseDecoder>) -> Body {
-    let stream = futures_util::stream::unfold(Some(reader), |state| async move {
-        let mut reader = state?;
-        match reader.next_event().await {
-            Ok(Some(Event::Data(data))) => Some((Ok(Frame::data(data)), Some(reader))),
-            Ok(Some(Event::Trailers(trailers))) => Some((Ok(Frame::trailers(trailers)), Some(reader))),
-            Ok(_) => None,
-            Err(err) => {
-                warn!("response from the egress broke off: {err}");
-                Some((Err::<Frame<Bytes>, BoxError>(err.into()), None))
-            }
-        }
-    });
-    boxed(StreamBody::new(stream))
+fn response_body(reader: MessageReader<Incoming, ResponseDecoder>, content_length: Option<u64>) -> Body {
+    plaintext_body(reader, content_length, None, |err| warn!("response from the egress broke off: {err}"))
 }

@@ -19,6 +19,8 @@ pub enum ReadError {
     Bhttp(#[from] BhttpError),
     #[error("BHTTP: message truncated")]
     Truncated,
+    #[error("BHTTP: more content than its Content-Length")]
+    ContentTooLong,
 }
 
 /// Reads sealed chunks from `body`, opens them and yields the inner message's events.
@@ -119,4 +121,81 @@ where
         }
     }
     Ok(true)
+}
+
+/// The plaintext body of an opened message, as a hyper body.
+///
+/// With a known `content_length`, hyper stops polling once that many bytes have passed, so the
+/// frame that completes the length is held back until the reader has verified the OHTTP final
+/// chunk: a truncated tunnel stream then fails the body instead of going unnoticed. Without a
+/// length the stream only ends at the verified end anyway. `first` is content already read.
+pub fn plaintext_body<B, O>(
+    reader: MessageReader<B, O>,
+    content_length: Option<u64>,
+    first: Option<Bytes>,
+    on_error: impl Fn(&ReadError) + Send + Sync + 'static,
+) -> crate::http::body::Body
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+    O: ChunkOpener,
+{
+    use http_body::Frame;
+    struct State<B, O> {
+        reader: MessageReader<B, O>,
+        first: Option<Bytes>,
+        remaining: Option<u64>,
+    }
+    let state = State { reader, first, remaining: content_length };
+    let on_error = std::sync::Arc::new(on_error);
+    let stream = futures_util::stream::unfold(Some(state), move |state| {
+        let on_error = on_error.clone();
+        async move {
+            let mut s = state?;
+            let event = match s.first.take() {
+                Some(data) => Ok(Some(Event::Data(data))),
+                None => s.reader.next_event().await,
+            };
+            let result = match event {
+                Ok(Some(Event::Data(data))) => {
+                    let last = s.remaining.is_some_and(|r| r <= data.len() as u64);
+                    s.remaining = s.remaining.map(|r| r.saturating_sub(data.len() as u64));
+                    if last {
+                        verified_end(&mut s.reader).await.map(|()| Frame::data(data))
+                    } else {
+                        Ok(Frame::data(data))
+                    }
+                }
+                Ok(Some(Event::Trailers(trailers))) => Ok(Frame::trailers(trailers)),
+                Ok(_) => return None,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(frame) => Some((Ok(frame), Some(s))),
+                Err(err) => {
+                    on_error(&err);
+                    Some((Err::<_, BoxError>(err.into()), None))
+                }
+            }
+        }
+    });
+    crate::http::body::boxed(http_body_util::StreamBody::new(stream))
+}
+
+/// Reads on until the end of the message is authenticated; content past the declared length
+/// is a framing error.
+async fn verified_end<B, O>(reader: &mut MessageReader<B, O>) -> Result<(), ReadError>
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send,
+    B::Error: Into<BoxError>,
+    O: ChunkOpener,
+{
+    loop {
+        match reader.next_event().await? {
+            Some(Event::Data(data)) if data.is_empty() => {}
+            Some(Event::Data(_)) => return Err(ReadError::ContentTooLong),
+            Some(Event::End) | None => return Ok(()),
+            Some(_) => {}
+        }
+    }
 }
