@@ -12,7 +12,10 @@ use crate::rules::RuleSet;
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("`{tool}` was not found on PATH: install the Debian package `{package}`")]
-    MissingTool { tool: &'static str, package: &'static str },
+    MissingTool {
+        tool: &'static str,
+        package: &'static str,
+    },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("another TNG instance already runs in this network namespace (the abstract unix socket @tng is taken); running two would make them fight over netfilter rules")]
@@ -49,11 +52,18 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Capt
     let command = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| CaptureError::Command { command: command.clone(), detail: e.to_string() })?;
+        .map_err(|e| CaptureError::Command {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())?;
     }
@@ -108,7 +118,11 @@ pub fn removal_script(table: &str, saved: &str, ours: impl Fn(&str) -> bool) -> 
             }
         } else if let Some(rule) = line.strip_prefix("-A ") {
             let (chain, spec) = rule.split_once(' ').unwrap_or((rule, ""));
-            let target = spec.split_whitespace().skip_while(|w| *w != "-j").nth(1).unwrap_or("");
+            let target = spec
+                .split_whitespace()
+                .skip_while(|w| *w != "-j")
+                .nth(1)
+                .unwrap_or("");
             // Jumps from chains that are themselves going away disappear with them.
             if ours(target) && !ours(chain) {
                 deletes.push(format!("-D {chain} {spec}"));
@@ -138,9 +152,19 @@ pub fn removal_script(table: &str, saved: &str, ours: impl Fn(&str) -> bool) -> 
 pub fn install_local_route(fw_mark: u32, table: u32) -> Result<(), CaptureError> {
     remove_local_route(table);
     let table = table.to_string();
-    run("ip", &["route", "add", "local", "default", "dev", "lo", "table", &table], None)?;
+    run(
+        "ip",
+        &[
+            "route", "add", "local", "default", "dev", "lo", "table", &table,
+        ],
+        None,
+    )?;
     let mark = format!("{fw_mark}/0xffffff");
-    run("ip", &["rule", "add", "fwmark", &mark, "table", &table], None)?;
+    run(
+        "ip",
+        &["rule", "add", "fwmark", &mark, "table", &table],
+        None,
+    )?;
     Ok(())
 }
 

@@ -15,7 +15,9 @@ pub fn acquire() -> Result<InstanceLock, CaptureError> {
     let addr = SocketAddr::from_abstract_name(b"tng")?;
     match UnixListener::bind_addr(&addr) {
         Ok(socket) => Ok(InstanceLock { _socket: socket }),
-        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Err(CaptureError::AlreadyRunning),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(CaptureError::AlreadyRunning)
+        }
         Err(err) => Err(err.into()),
     }
 }

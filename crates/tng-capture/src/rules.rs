@@ -106,7 +106,11 @@ impl IngressRules {
             self.listen_port
         );
         // Our own outbound connections carry so_mark and must never loop back into us.
-        let _ = writeln!(r, "-A {out1} -p tcp -m mark --mark {} -j RETURN", self.so_mark);
+        let _ = writeln!(
+            r,
+            "-A {out1} -p tcp -m mark --mark {} -j RETURN",
+            self.so_mark
+        );
         if self.selection.cgroups.is_empty() {
             let _ = writeln!(r, "-A {out1} -j {out2}");
         } else {
@@ -157,7 +161,11 @@ impl EgressRules {
         if uses_cgroups {
             let _ = writeln!(r, ":{cgroup_chain} - [0:0]");
         }
-        let _ = writeln!(r, "-A {main} -p tcp -m mark --mark {} -j RETURN", self.so_mark);
+        let _ = writeln!(
+            r,
+            "-A {main} -p tcp -m mark --mark {} -j RETURN",
+            self.so_mark
+        );
         if uses_cgroups {
             for cg in &self.selection.cgroups {
                 let _ = writeln!(r, "-A {main} -m cgroup --path {cg} -j {cgroup_chain}");
@@ -169,7 +177,11 @@ impl EgressRules {
         }
         // Without capture_local_traffic, connections made on this host (e.g. a co-located
         // nginx) keep going straight to the service.
-        let local = if self.capture_local_traffic { "" } else { " -m addrtype ! --src-type LOCAL" };
+        let local = if self.capture_local_traffic {
+            ""
+        } else {
+            " -m addrtype ! --src-type LOCAL"
+        };
         for m in self.selection.matchers() {
             let (proto, rest) = m.split_at(6); // "-p tcp"
             let _ = writeln!(
@@ -194,7 +206,11 @@ mod tests {
     use super::*;
 
     fn port(p: u16) -> Destination {
-        Destination { host: None, ipset: None, ports: Some((p, p)) }
+        Destination {
+            host: None,
+            ipset: None,
+            ports: Some((p, p)),
+        }
     }
 
     #[test]
@@ -206,7 +222,11 @@ mod tests {
             selection: Selection {
                 destinations: vec![
                     port(8080),
-                    Destination { host: Some(("198.18.0.0".parse().unwrap(), 15)), ipset: None, ports: Some((9000, 9010)) },
+                    Destination {
+                        host: Some(("198.18.0.0".parse().unwrap(), 15)),
+                        ipset: None,
+                        ports: Some((9000, 9010)),
+                    },
                 ],
                 ..Default::default()
             },
@@ -244,7 +264,10 @@ mod tests {
             listen_port: 40002,
             so_mark: 565,
             capture_local_traffic: false,
-            selection: Selection { destinations: vec![port(8080)], ..Default::default() },
+            selection: Selection {
+                destinations: vec![port(8080)],
+                ..Default::default()
+            },
         };
         assert_eq!(
             rules.render().restore,
@@ -256,11 +279,14 @@ mod tests {
              COMMIT\n"
         );
         rules.capture_local_traffic = true;
-        rules.selection.destinations = vec![Destination { host: None, ipset: Some("svc".into()), ports: None }];
-        assert!(rules
-            .render()
-            .restore
-            .contains("-A TNG_EGRESS_1 -p tcp -m set --match-set svc dst -j REDIRECT --to-ports 40002\n"));
+        rules.selection.destinations = vec![Destination {
+            host: None,
+            ipset: Some("svc".into()),
+            ports: None,
+        }];
+        assert!(rules.render().restore.contains(
+            "-A TNG_EGRESS_1 -p tcp -m set --match-set svc dst -j REDIRECT --to-ports 40002\n"
+        ));
     }
 
     #[test]
@@ -277,9 +303,19 @@ mod tests {
             },
         };
         let set = rules.render();
-        assert_eq!(set.chains, vec!["TNG_EGRESS_0".to_string(), "TNG_EGRESS_0_CGROUP".to_string()]);
+        assert_eq!(
+            set.chains,
+            vec![
+                "TNG_EGRESS_0".to_string(),
+                "TNG_EGRESS_0_CGROUP".to_string()
+            ]
+        );
         assert!(set.restore.contains("-A TNG_EGRESS_0 -m cgroup --path /svc -j TNG_EGRESS_0_CGROUP\n-A TNG_EGRESS_0 -j RETURN\n"));
-        assert!(set.restore.contains("-A TNG_EGRESS_0_CGROUP -m cgroup --path /svc/sidecar -j RETURN\n"));
-        assert!(set.restore.contains("-A TNG_EGRESS_0_CGROUP -p tcp -j REDIRECT --to-ports 1\n"));
+        assert!(set
+            .restore
+            .contains("-A TNG_EGRESS_0_CGROUP -m cgroup --path /svc/sidecar -j RETURN\n"));
+        assert!(set
+            .restore
+            .contains("-A TNG_EGRESS_0_CGROUP -p tcp -j REDIRECT --to-ports 1\n"));
     }
 }

@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+mod aa;
+mod attestation_service;
 mod backend;
 
 use std::net::SocketAddr;
@@ -25,6 +27,10 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// A sample-TEE Attestation Agent (ttrpc over a unix socket).
+    Aa(aa::Args),
+    /// A sample RESTful Attestation Service (challenge, attestation, certificate, policy).
+    As(attestation_service::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Backend { listen } => runtime.block_on(backend::run(listen)),
+        Command::Aa(args) => runtime.block_on(aa::run(args)),
+        Command::As(args) => runtime.block_on(attestation_service::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use tng_capture::iptables;
-use tng_capture::rules::{Destination as RuleDestination, EgressRules, IngressRules, RuleSet, Selection};
+use tng_capture::rules::{
+    Destination as RuleDestination, EgressRules, IngressRules, RuleSet, Selection,
+};
 use tng_config::{CaptureDst, EgressNetfilter, IngressNetfilter};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
@@ -39,7 +41,9 @@ impl Destination {
             )));
         }
         if !dst.is_ipv4() {
-            return Err(io::Error::other(format!("IPv6 destination {dst} is not supported")));
+            return Err(io::Error::other(format!(
+                "IPv6 destination {dst} is not supported"
+            )));
         }
         Ok(dst)
     }
@@ -63,8 +67,14 @@ impl Drop for Capture {
     }
 }
 
-fn selection(dsts: &[CaptureDst], cgroups: &[String], excluded: &[String], field: &str) -> anyhow::Result<Selection> {
-    if !(cgroups.is_empty() && excluded.is_empty()) && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+fn selection(
+    dsts: &[CaptureDst],
+    cgroups: &[String],
+    excluded: &[String],
+    field: &str,
+) -> anyhow::Result<Selection> {
+    let uses_cgroups = !cgroups.is_empty() || !excluded.is_empty();
+    if uses_cgroups && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         anyhow::bail!("{field}.capture_cgroup/nocapture_cgroup need cgroup v2 (/sys/fs/cgroup/cgroup.controllers is missing)");
     }
     for (i, dst) in dsts.iter().enumerate() {
@@ -83,7 +93,11 @@ fn selection(dsts: &[CaptureDst], cgroups: &[String], excluded: &[String], field
     Ok(Selection {
         destinations: dsts
             .iter()
-            .map(|d| RuleDestination { host: d.host, ipset: d.ipset.clone(), ports: d.ports })
+            .map(|d| RuleDestination {
+                host: d.host,
+                ipset: d.ipset.clone(),
+                ports: d.ports,
+            })
             .collect(),
         cgroups: cgroups.to_vec(),
         excluded_cgroups: excluded.to_vec(),
@@ -91,20 +105,39 @@ fn selection(dsts: &[CaptureDst], cgroups: &[String], excluded: &[String], field
 }
 
 /// Binds the transparent listener of an ingress and installs its TPROXY rules.
-pub fn ingress_netfilter(id: usize, config: &IngressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
+pub fn ingress_netfilter(
+    id: usize,
+    config: &IngressNetfilter,
+) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_ingress[{id}].netfilter");
     iptables::check_tools(true).with_context(|| field.clone())?;
-    let selection = selection(&config.capture_dst, &config.capture_cgroup, &config.nocapture_cgroup, &field)?;
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.listen_port.unwrap_or(0)));
+    let selection = selection(
+        &config.capture_dst,
+        &config.capture_cgroup,
+        &config.nocapture_cgroup,
+        &field,
+    )?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::LOCALHOST,
+        config.listen_port.unwrap_or(0),
+    ));
     let std_listener = tng_capture::socket::transparent_listener(addr)
         .with_context(|| format!("{field}: cannot open a transparent listener on {addr}"))?;
     let listener = TcpListener::from_std(std_listener)?;
     let listen_port = listener.local_addr()?.port();
-    let rules = IngressRules { id, listen_port, so_mark: config.so_mark, selection };
+    let rules = IngressRules {
+        id,
+        listen_port,
+        so_mark: config.so_mark,
+        selection,
+    };
     let set = rules.render();
     iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
     // Created before the route so that a failure below removes the rules again.
-    let capture = Capture { set, route_table: Some(rules.route_table()) };
+    let capture = Capture {
+        set,
+        route_table: Some(rules.route_table()),
+    };
     iptables::install_local_route(rules.fw_mark(), rules.route_table())
         .with_context(|| format!("{field}: installing the fwmark policy route"))?;
     info!(ingress = id, listen_port, "netfilter capture installed");
@@ -112,12 +145,24 @@ pub fn ingress_netfilter(id: usize, config: &IngressNetfilter) -> anyhow::Result
 }
 
 /// Binds the listener of an egress and installs its REDIRECT rules.
-pub fn egress_netfilter(id: usize, config: &EgressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
+pub fn egress_netfilter(
+    id: usize,
+    config: &EgressNetfilter,
+) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_egress[{id}].netfilter");
     iptables::check_tools(false).with_context(|| field.clone())?;
-    let selection = selection(&config.capture_dst, &config.capture_cgroup, &config.nocapture_cgroup, &field)?;
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, config.listen_port.unwrap_or(0)));
-    let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("{field}: cannot listen on {addr}"))?;
+    let selection = selection(
+        &config.capture_dst,
+        &config.capture_cgroup,
+        &config.nocapture_cgroup,
+        &field,
+    )?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::UNSPECIFIED,
+        config.listen_port.unwrap_or(0),
+    ));
+    let std_listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{field}: cannot listen on {addr}"))?;
     std_listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(std_listener)?;
     let listen_port = listener.local_addr()?.port();
@@ -131,5 +176,11 @@ pub fn egress_netfilter(id: usize, config: &EgressNetfilter) -> anyhow::Result<(
     let set = rules.render();
     iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
     info!(egress = id, listen_port, "netfilter capture installed");
-    Ok((listener, Capture { set, route_table: None }))
+    Ok((
+        listener,
+        Capture {
+            set,
+            route_table: None,
+        },
+    ))
 }

@@ -24,10 +24,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (trigger, shutdown) = shutdown::channel();
     let status = Status::default();
     let readiness = Readiness::new(config.ingress.len() + config.egress.len());
-    let uses_netfilter = config.ingress.iter().any(|i| matches!(i.mode, IngressMode::Netfilter(_)))
-        || config.egress.iter().any(|e| matches!(e.mode, EgressMode::Netfilter(_)));
+    let uses_netfilter = config
+        .ingress
+        .iter()
+        .any(|i| matches!(i.mode, IngressMode::Netfilter(_)))
+        || config
+            .egress
+            .iter()
+            .any(|e| matches!(e.mode, EgressMode::Netfilter(_)));
     // Held for the life of the process: two gateways in one namespace would fight over rules.
-    let _lock = if uses_netfilter { Some(tng_capture::lock::acquire()?) } else { None };
+    let _lock = if uses_netfilter {
+        Some(tng_capture::lock::acquire()?)
+    } else {
+        None
+    };
 
     let mut ingresses = Vec::new();
     for ingress in &config.ingress {
@@ -38,16 +48,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         egresses.push(EgressInstance::bind(egress, &shutdown, &status).await?);
     }
     let control = match &config.control_interface {
-        Some(control) => Some(ControlInterface::bind(control, status.clone(), readiness.clone()).await?),
+        Some(control) => {
+            Some(ControlInterface::bind(control, status.clone(), readiness.clone()).await?)
+        }
         None => None,
     };
 
     let mut tasks = Vec::new();
     for ingress in ingresses {
-        tasks.push(tokio::spawn(ingress.serve(shutdown.clone(), readiness.clone())));
+        tasks.push(tokio::spawn(
+            ingress.serve(shutdown.clone(), readiness.clone()),
+        ));
     }
     for egress in egresses {
-        tasks.push(tokio::spawn(egress.serve(shutdown.clone(), readiness.clone())));
+        tasks.push(tokio::spawn(
+            egress.serve(shutdown.clone(), readiness.clone()),
+        ));
     }
     if let Some(control) = control {
         tasks.push(tokio::spawn(control.serve(shutdown.clone())));
@@ -74,11 +90,15 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn new(services: usize) -> Self {
-        Self { pending: Arc::new(AtomicUsize::new(services)) }
+        Self {
+            pending: Arc::new(AtomicUsize::new(services)),
+        }
     }
 
     pub fn service_ready(&self) {
-        let _ = self.pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        let _ = self
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     pub fn is_ready(&self) -> bool {

@@ -165,11 +165,14 @@ impl Topology {
         let via_s = topo.gw_server_ip.to_string();
         topo.ip(Side::Client, &["route", "add", &server_net, "via", &via_c]);
         topo.ip(Side::Server, &["route", "add", &client_net, "via", &via_s]);
-        // A capture of the untouched namespace state needs the tables to exist (nf_tables
-        // only lists tables that were used); make every namespace start the same way.
+        // With the nf_tables backend a table appears in `iptables-save` only once something
+        // created it, and stays afterwards. Create mangle and nat up front (a chain added and
+        // deleted again; listing is not enough) so "before" and "after" are comparable.
         for side in [Side::Client, Side::Gateway, Side::Server] {
-            topo.exec_ok(side, &["iptables", "-t", "mangle", "-S"]);
-            topo.exec_ok(side, &["iptables", "-t", "nat", "-S"]);
+            for table in ["mangle", "nat"] {
+                topo.exec_ok(side, &["iptables", "-t", table, "-N", "TNG_E2E_TOUCH"]);
+                topo.exec_ok(side, &["iptables", "-t", table, "-X", "TNG_E2E_TOUCH"]);
+            }
         }
         println!(
             "[e2e] topology {n}: {} {} — {} {}/{} — {} {}; files in {}",
@@ -662,7 +665,7 @@ impl Tcpdump {
             side,
             &format!("tcpdump-{iface}"),
             "tcpdump",
-            &["-i", iface, "-n", "-s", "0", "-U", "-Z", "root", "-w", &file_arg, "tcp"],
+            &["-i", iface, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", &file_arg, "tcp"],
         );
         proc.wait_for_line("listening on", Duration::from_secs(10));
         Tcpdump { proc, file }
@@ -735,7 +738,7 @@ pub fn parse_access(line: &str) -> Access {
     let mut words = line.split(' ');
     let method = words.next().unwrap_or_default().to_string();
     let uri = words.next().unwrap_or_default().to_string();
-    let mut field = |key: &str| -> String {
+    let field = |key: &str| -> String {
         line.split(' ')
             .find_map(|w| w.strip_prefix(key))
             .unwrap_or_default()

@@ -19,25 +19,42 @@ pub struct ControlInterface {
 }
 
 impl ControlInterface {
-    pub async fn bind(config: &tng_config::ControlInterface, status: Status, readiness: Readiness) -> anyhow::Result<Self> {
+    pub async fn bind(
+        config: &tng_config::ControlInterface,
+        status: Status,
+        readiness: Readiness,
+    ) -> anyhow::Result<Self> {
         let addr = format!("{}:{}", config.restful.host, config.restful.port);
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("control_interface.restful: cannot listen on {addr}"))?;
-        Ok(Self { listener, status, readiness })
+        Ok(Self {
+            listener,
+            status,
+            readiness,
+        })
     }
 
     pub async fn serve(self, shutdown: Shutdown) {
-        let local = self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let local = self
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         info!(%local, "control interface listening");
         let (status, readiness) = (self.status, self.readiness);
-        crate::http::server::accept_loop(self.listener, shutdown, "control".into(), move |stream, _, watcher| {
-            let (status, readiness) = (status.clone(), readiness.clone());
-            crate::http::server::serve_connection(stream, Some(watcher), move |req| {
-                let response = route(&status, &readiness, &req);
-                async move { response }
-            })
-        })
+        crate::http::server::accept_loop(
+            self.listener,
+            shutdown,
+            "control".into(),
+            move |stream, _, watcher| {
+                let (status, readiness) = (status.clone(), readiness.clone());
+                crate::http::server::serve_connection(stream, Some(watcher), move |req| {
+                    let response = route(&status, &readiness, &req);
+                    async move { response }
+                })
+            },
+        )
         .await;
     }
 }
@@ -45,7 +62,10 @@ impl ControlInterface {
 fn route(status: &Status, readiness: &Readiness, req: &Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let mut response = if req.method() != Method::GET {
-        json_response(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"method not allowed"}"#.into())
+        json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"method not allowed"}"#.into(),
+        )
     } else if path == "/livez" {
         text_response(StatusCode::OK, "ok")
     } else if path == "/readyz" {

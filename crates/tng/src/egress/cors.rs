@@ -31,7 +31,11 @@ fn joined(values: Option<Vec<String>>) -> anyhow::Result<Option<HeaderValue>> {
 impl CorsPolicy {
     pub fn new(config: &tng_config::Cors) -> anyhow::Result<Self> {
         let origins = list(&config.allow_origins)
-            .map(|v| v.iter().map(|o| HeaderValue::from_str(o)).collect::<Result<Vec<_>, _>>())
+            .map(|v| {
+                v.iter()
+                    .map(|o| HeaderValue::from_str(o))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .transpose()?;
         Ok(Self {
             origins,
@@ -43,7 +47,10 @@ impl CorsPolicy {
     }
 
     pub fn is_preflight<B>(req: &Request<B>) -> bool {
-        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
     }
 
     fn allowed_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
@@ -61,21 +68,34 @@ impl CorsPolicy {
         let h = response.headers_mut();
         h.insert(
             header::VARY,
-            HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers"),
+            HeaderValue::from_static(
+                "origin, access-control-request-method, access-control-request-headers",
+            ),
         );
         let Some(origin) = self.allowed_origin(req.headers().get(header::ORIGIN)) else {
             return response;
         };
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         let echo = |name: HeaderName| req.headers().get(name).cloned();
-        if let Some(methods) = self.methods.clone().or_else(|| echo(header::ACCESS_CONTROL_REQUEST_METHOD)) {
+        if let Some(methods) = self
+            .methods
+            .clone()
+            .or_else(|| echo(header::ACCESS_CONTROL_REQUEST_METHOD))
+        {
             h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
         }
-        if let Some(headers) = self.headers.clone().or_else(|| echo(header::ACCESS_CONTROL_REQUEST_HEADERS)) {
+        if let Some(headers) = self
+            .headers
+            .clone()
+            .or_else(|| echo(header::ACCESS_CONTROL_REQUEST_HEADERS))
+        {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
         }
         if self.credentials {
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         response
     }
@@ -92,7 +112,10 @@ impl CorsPolicy {
             h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
         }
         if self.credentials {
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
     }
 }

@@ -92,7 +92,8 @@ fn first_request_path(head: &[u8]) -> Option<&str> {
 }
 
 async fn pipe(mut client: TcpStream, head: Bytes, upstream: SocketAddr) -> io::Result<()> {
-    let mut server = crate::http::client::connect(&upstream.ip().to_string(), upstream.port(), None).await?;
+    let mut server =
+        crate::http::client::connect(&upstream.ip().to_string(), upstream.port(), None).await?;
     server.write_all(&head).await?;
     tokio::io::copy_bidirectional(&mut client, &mut server).await?;
     Ok(())
@@ -111,7 +112,11 @@ impl<T> Rewind<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
@@ -123,7 +128,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -154,9 +163,18 @@ mod tests {
 
     #[test]
     fn request_line_paths() {
-        assert_eq!(first_request_path(b"GET /healthz?x=1 HTTP/1.1\r\n"), Some("/healthz"));
-        assert_eq!(first_request_path(b"GET http://h:1/a/b?q HTTP/1.1\r\n"), Some("/a/b"));
-        assert_eq!(first_request_path(b"GET http://h:1 HTTP/1.1\r\n"), Some("/"));
+        assert_eq!(
+            first_request_path(b"GET /healthz?x=1 HTTP/1.1\r\n"),
+            Some("/healthz")
+        );
+        assert_eq!(
+            first_request_path(b"GET http://h:1/a/b?q HTTP/1.1\r\n"),
+            Some("/a/b")
+        );
+        assert_eq!(
+            first_request_path(b"GET http://h:1 HTTP/1.1\r\n"),
+            Some("/")
+        );
         assert_eq!(first_request_path(b"PRI * HTTP/2.0\r\n"), None);
         assert_eq!(first_request_path(b"GET /partial"), None);
     }

@@ -14,15 +14,24 @@ use crate::http::body::{json_response, read_small, Body};
 /// Key-config requests are tiny JSON documents; anything bigger is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-pub async fn serve(context: &EgressContext, req: Request<Incoming>) -> Result<Response<Body>, TngError> {
+pub async fn serve(
+    context: &EgressContext,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, TngError> {
     let (parts, body) = req.into_parts();
     // No content-type means "no body", like `{"attestation_request": null}` (upstream does so).
     if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
-        let is_json = content_type
-            .to_str()
-            .is_ok_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+        let is_json = content_type.to_str().is_ok_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
         if !is_json {
-            return Err(bad_payload("Expected request with `Content-Type: application/json`"));
+            return Err(bad_payload(
+                "Expected request with `Content-Type: application/json`",
+            ));
         }
         let bytes = read_small(body, MAX_REQUEST_BYTES)
             .await
@@ -39,13 +48,20 @@ pub async fn serve(context: &EgressContext, req: Request<Incoming>) -> Result<Re
             "no active OHTTP key at the moment; retry shortly",
         )
     })?;
-    let expire_timestamp = expire_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let expire_timestamp = expire_at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let response = KeyConfigResponse {
         hpke_key_config: HpkeKeyConfig::new(std::slice::from_ref(key.config()), expire_timestamp),
         attestation_info: None,
     };
     let json = serde_json::to_string(&response).map_err(|e| {
-        TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "KeyConfigEncodeFailed", e.to_string())
+        TngError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "KeyConfigEncodeFailed",
+            e.to_string(),
+        )
     })?;
     Ok(json_response(StatusCode::OK, json))
 }

@@ -84,7 +84,12 @@ async fn rotate(manager: Arc<KeyManager>, mut shutdown: Shutdown) {
     }
 }
 
-async fn watch_file(manager: Arc<KeyManager>, path: PathBuf, mut loaded: String, mut shutdown: Shutdown) {
+async fn watch_file(
+    manager: Arc<KeyManager>,
+    path: PathBuf,
+    mut loaded: String,
+    mut shutdown: Shutdown,
+) {
     loop {
         tokio::select! {
             _ = shutdown.requested() => return,

@@ -50,14 +50,24 @@ pub struct EgressInstance {
 }
 
 impl EgressInstance {
-    pub async fn bind(config: &Egress, shutdown: &Shutdown, status: &Status) -> anyhow::Result<Self> {
-        let ohttp = config
-            .ohttp
-            .as_ref()
-            .with_context(|| format!("add_egress[{}]: rats_tls transport (no `ohttp`) is not supported yet", config.id))?;
+    pub async fn bind(
+        config: &Egress,
+        shutdown: &Shutdown,
+        status: &Status,
+    ) -> anyhow::Result<Self> {
+        let ohttp = config.ohttp.as_ref().with_context(|| {
+            format!(
+                "add_egress[{}]: rats_tls transport (no `ohttp`) is not supported yet",
+                config.id
+            )
+        })?;
         let keys = keys::KeyManager::start(&ohttp.key, shutdown.clone())
             .with_context(|| format!("add_egress[{}].ohttp.key", config.id))?;
-        let cors = ohttp.cors.as_ref().map(cors::CorsPolicy::new).transpose()
+        let cors = ohttp
+            .cors
+            .as_ref()
+            .map(cors::CorsPolicy::new)
+            .transpose()
             .with_context(|| format!("add_egress[{}].ohttp.cors", config.id))?;
         let context = Arc::new(EgressContext {
             id: config.id,
@@ -71,8 +81,12 @@ impl EgressInstance {
                 tls: None,
             }),
             cors,
-            request_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.request_headers),
-            response_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.response_headers),
+            request_passthrough: crate::runtime::passthrough(
+                &ohttp.header_passthrough.request_headers,
+            ),
+            response_passthrough: crate::runtime::passthrough(
+                &ohttp.header_passthrough.response_headers,
+            ),
         });
         status.add_egress(config.id, keys);
         let mut listeners = Vec::new();
@@ -81,9 +95,9 @@ impl EgressInstance {
             EgressMode::Mapping(rules) => {
                 for rule in rules {
                     for (listen, upstream) in rule.pairs() {
-                        let listener = TcpListener::bind(listen)
-                            .await
-                            .with_context(|| format!("add_egress[{}]: cannot listen on {listen}", config.id))?;
+                        let listener = TcpListener::bind(listen).await.with_context(|| {
+                            format!("add_egress[{}]: cannot listen on {listen}", config.id)
+                        })?;
                         listeners.push((listener, Destination::Fixed(SocketAddr::V4(upstream))));
                     }
                 }
@@ -120,7 +134,10 @@ impl EgressInstance {
                     async move {
                         match destination.resolve(&stream, listen_port) {
                             Ok(upstream) => {
-                                direct_forward::handle_connection(stream, upstream, context, direct, watcher).await
+                                direct_forward::handle_connection(
+                                    stream, upstream, context, direct, watcher,
+                                )
+                                .await
                             }
                             Err(err) => warn!("dropping connection: {err}"),
                         }

@@ -18,7 +18,11 @@ pub const SERVER_HEADER: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured connection. Ensure your client connects via TNG. To bypass, update the direct_forward rules in the TNG server side configuration.";
 
 /// Phase 1: classify the request and hand it to its API.
-pub async fn route(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn route(
+    context: &EgressContext,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
     async move {
         let origin = req.headers().get(header::ORIGIN).cloned();
@@ -33,7 +37,11 @@ pub async fn route(context: &EgressContext, upstream: SocketAddr, req: Request<I
             Ok(api) => api,
             Err(err) => {
                 debug!("{err}");
-                return response_filter(err.into_response(), context.cors.as_ref(), origin.as_ref());
+                return response_filter(
+                    err.into_response(),
+                    context.cors.as_ref(),
+                    origin.as_ref(),
+                );
             }
         };
         let mut response = match api {
@@ -57,9 +65,10 @@ pub async fn route(context: &EgressContext, upstream: SocketAddr, req: Request<I
         if api == OhttpApi::KeyConfig && context.cors.is_none() {
             // Browsers fetch the key config cross-origin; without an explicit CORS policy
             // upstream allows any origin for this (public) document.
-            response
-                .headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            response.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
         }
         response_filter(response, context.cors.as_ref(), origin.as_ref())
     }
@@ -69,13 +78,20 @@ pub async fn route(context: &EgressContext, upstream: SocketAddr, req: Request<I
 
 fn parse_api<B>(req: &Request<B>) -> Result<OhttpApi, TngError> {
     let Some(value) = req.headers().get(API_HEADER) else {
-        return Err(TngError::new(StatusCode::FORBIDDEN, "RejectNonTngRequest", NON_TNG_MESSAGE));
+        return Err(TngError::new(
+            StatusCode::FORBIDDEN,
+            "RejectNonTngRequest",
+            NON_TNG_MESSAGE,
+        ));
     };
     OhttpApi::parse(value.as_bytes()).ok_or_else(|| {
         TngError::new(
             StatusCode::BAD_REQUEST,
             "InvalidOhttpApiHeaderValue",
-            format!("invalid value of the {API_HEADER} header: {:?}", String::from_utf8_lossy(value.as_bytes())),
+            format!(
+                "invalid value of the {API_HEADER} header: {:?}",
+                String::from_utf8_lossy(value.as_bytes())
+            ),
         )
     })
 }
@@ -96,15 +112,27 @@ fn response_filter(
 }
 
 /// Without a CORS policy the service itself answers preflights, as it would without TNG.
-async fn relay_preflight(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn relay_preflight(
+    context: &EgressContext,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let Ok(uri) = format!("http://{upstream}{path}").parse() else {
         return status_only(StatusCode::BAD_GATEWAY);
     };
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
-    match context.backend.request(Request::from_parts(parts, boxed(body))).await {
+    match context
+        .backend
+        .request(Request::from_parts(parts, boxed(body)))
+        .await
+    {
         Ok(response) => response.map(boxed),
         Err(err) => {
             tracing::warn!("CORS preflight relay to {upstream} failed: {err}");

@@ -36,7 +36,11 @@ type Reader = MessageReader<Incoming, ServerRequest>;
 /// Why the decrypted request body failed, if it did, so the status can say so.
 type FailureSlot = Arc<Mutex<Option<String>>>;
 
-pub async fn serve(context: &EgressContext, upstream: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, TngError> {
+pub async fn serve(
+    context: &EgressContext,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, TngError> {
     check_content_type(req.headers())?;
     let (parts, mut body) = req.into_parts();
     let opened = async {
@@ -69,7 +73,15 @@ pub async fn serve(context: &EgressContext, upstream: SocketAddr, req: Request<I
     };
     tracing::debug!(method = %head.method, path = %head.path, "tunnel request opened");
     let failure = FailureSlot::default();
-    let backend_request = build_backend_request(context, upstream, &parts.headers, head, reader, failure.clone()).await?;
+    let backend_request = build_backend_request(
+        context,
+        upstream,
+        &parts.headers,
+        head,
+        reader,
+        failure.clone(),
+    )
+    .await?;
     let response = forward(context, upstream, backend_request, &failure).await?;
     seal_response(context, response, encoder)
 }
@@ -94,7 +106,9 @@ async fn drain(body: &mut Incoming) {
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
     // Exact byte comparison, as upstream does: parameters are not allowed.
-    if headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) == Some(CONTENT_TYPE_CHUNKED_REQUEST.as_bytes()) {
+    if headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)
+        == Some(CONTENT_TYPE_CHUNKED_REQUEST.as_bytes())
+    {
         return Ok(());
     }
     Err(TngError::new(
@@ -137,7 +151,13 @@ fn metadata_error(err: MetadataError) -> TngError {
 }
 
 fn check_client_auth(metadata: &Metadata) -> Result<(), TngError> {
-    let invalid = |message: &str| TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "MetadataValidateError", message);
+    let invalid = |message: &str| {
+        TngError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MetadataValidateError",
+            message,
+        )
+    };
     match &metadata.client_auth {
         Some(metadata::ClientAuth::NoAuth(_)) => Ok(()),
         Some(metadata::ClientAuth::AttestedPublicKey(_)) => Err(invalid(
@@ -159,12 +179,19 @@ fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<Server
         TngError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "ServerKeyConfigNotFound",
-            format!("no server key with public key {}; fetch the key config again", hex::encode(&hint.public_key)),
+            format!(
+                "no server key with public key {}; fetch the key config again",
+                hex::encode(&hint.public_key)
+            ),
         )
     })
 }
 
-async fn open_request(body: &mut Incoming, rest: Bytes, key: &ServerKey) -> Result<(ServerRequest, Bytes), TngError> {
+async fn open_request(
+    body: &mut Incoming,
+    rest: Bytes,
+    key: &ServerKey,
+) -> Result<(ServerRequest, Bytes), TngError> {
     let mut buf = BytesMut::from(&rest[..]);
     let complete = read_at_least(body, &mut buf, RequestHeader::LEN)
         .await
@@ -172,7 +199,8 @@ async fn open_request(body: &mut Incoming, rest: Bytes, key: &ServerKey) -> Resu
     if !complete {
         return Err(ohttp_error("the body ends inside the OHTTP header".into()));
     }
-    let header = RequestHeader::parse(&buf[..RequestHeader::LEN]).map_err(|e| ohttp_error(e.to_string()))?;
+    let header =
+        RequestHeader::parse(&buf[..RequestHeader::LEN]).map_err(|e| ohttp_error(e.to_string()))?;
     let request = ServerRequest::new(key, &header).map_err(|e| bhttp_error(ReadError::Ohttp(e)))?;
     let rest = buf.split_off(RequestHeader::LEN).freeze();
     Ok((request, rest))
@@ -185,7 +213,11 @@ fn ohttp_error(message: String) -> TngError {
 /// Upstream reports every failure inside the sealed stream as `BhttpError` (decryption happens
 /// lazily inside its BHTTP reader); peers only log the code, so we keep it.
 fn bhttp_error(err: ReadError) -> TngError {
-    TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "BhttpError", err.to_string())
+    TngError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "BhttpError",
+        err.to_string(),
+    )
 }
 
 async fn build_backend_request(
@@ -196,7 +228,13 @@ async fn build_backend_request(
     mut reader: Reader,
     failure: FailureSlot,
 ) -> Result<Request<Body>, TngError> {
-    let RequestHead { method, authority, path, mut headers, .. } = head;
+    let RequestHead {
+        method,
+        authority,
+        path,
+        mut headers,
+        ..
+    } = head;
     let has_body = declares_body(&headers);
     strip_connection_specific(&mut headers);
     for (name, value) in outer_headers {
@@ -223,10 +261,20 @@ async fn build_backend_request(
             _ => empty(),
         }
     };
-    let path = if path.starts_with('/') { path } else { "/".to_string() };
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        "/".to_string()
+    };
     let uri = format!("http://{upstream}{path}")
         .parse::<http::Uri>()
-        .map_err(|e| TngError::new(StatusCode::BAD_REQUEST, "InvalidHttpRequest", format!("invalid request path: {e}")))?;
+        .map_err(|e| {
+            TngError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidHttpRequest",
+                format!("invalid request path: {e}"),
+            )
+        })?;
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -235,7 +283,12 @@ async fn build_backend_request(
 }
 
 /// The decrypted request body, streamed to the service as it is opened.
-fn request_body(reader: Reader, first: Option<Bytes>, content_length: Option<u64>, failure: FailureSlot) -> Body {
+fn request_body(
+    reader: Reader,
+    first: Option<Bytes>,
+    content_length: Option<u64>,
+    failure: FailureSlot,
+) -> Body {
     plaintext_body(reader, content_length, first, move |err| {
         tracing::warn!("tunnel request body failed: {err}");
         if let Ok(mut slot) = failure.lock() {
@@ -254,12 +307,19 @@ async fn forward(
         Ok(response) => Ok(response),
         Err(err) => {
             if let Some(message) = failure.lock().ok().and_then(|slot| slot.clone()) {
-                return Err(TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "BhttpError", message));
+                return Err(TngError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "BhttpError",
+                    message,
+                ));
             }
             let (code, what) = if err.is_connect() {
                 ("ConnectUpstreamFailed", "cannot connect to the service")
             } else {
-                ("HttpPlainTextForwardError", "forwarding to the service failed")
+                (
+                    "HttpPlainTextForwardError",
+                    "forwarding to the service failed",
+                )
             };
             let mut message = format!("{what} at {upstream}: {err}");
             let mut source = std::error::Error::source(&err);
@@ -287,12 +347,23 @@ fn seal_response(
     let mut headers = parts.headers;
     strip_connection_specific(&mut headers);
     let mut head = BytesMut::with_capacity(512);
-    bhttp::encode_response_head(parts.status, &headers, &mut head)
-        .map_err(|e| TngError::new(StatusCode::BAD_GATEWAY, "BhttpError", format!("cannot encode the service's response: {e}")))?;
+    bhttp::encode_response_head(parts.status, &headers, &mut head).map_err(|e| {
+        TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "BhttpError",
+            format!("cannot encode the service's response: {e}"),
+        )
+    })?;
     let lead = encoder.nonce();
     let body = sealed_body(lead, head, body, encoder);
     outer
         .header(header::CONTENT_TYPE, CONTENT_TYPE_CHUNKED_RESPONSE)
         .body(body)
-        .map_err(|e| TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))
+        .map_err(|e| {
+            TngError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+        })
 }

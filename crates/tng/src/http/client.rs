@@ -40,7 +40,9 @@ pub fn build(options: ConnectOptions) -> HttpClient {
 }
 
 /// Builds a TLS client configuration trusting the system roots plus `extra_ca_pems`.
-pub fn tls_config(extra_ca_pems: &[std::path::PathBuf]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub fn tls_config(
+    extra_ca_pems: &[std::path::PathBuf],
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     use anyhow::Context as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -75,7 +77,8 @@ pub struct Connector {
 impl tower_service::Service<Uri> for Connector {
     type Response = TokioIo<Stream>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -87,16 +90,22 @@ impl tower_service::Service<Uri> for Connector {
             let host = uri.host().ok_or("URI has no host")?.to_string();
             let tls = uri.scheme_str() == Some("https");
             let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-            let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect(&bare_host, port, options.so_mark))
-                .await
-                .map_err(|_| ConnectTimeout)??;
+            let bare_host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let tcp =
+                tokio::time::timeout(CONNECT_TIMEOUT, connect(&bare_host, port, options.so_mark))
+                    .await
+                    .map_err(|_| ConnectTimeout)??;
             if !tls {
                 return Ok(TokioIo::new(Stream::Plain(tcp)));
             }
             let config = options.tls.ok_or("https URL but no TLS configuration")?;
             let name = rustls::pki_types::ServerName::try_from(bare_host)?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
             Ok(TokioIo::new(Stream::Tls(Box::new(tls))))
         })
     }
@@ -124,7 +133,10 @@ pub async fn connect(host: &str, port: u16, so_mark: Option<u32>) -> io::Result<
         }
     }
     Err(last_err.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{host} resolved to no address"))
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} resolved to no address"),
+        )
     }))
 }
 
@@ -154,7 +166,11 @@ impl Connection for Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -163,7 +179,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -44,7 +44,9 @@ where
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let builder = builder();
-    let conn = builder.serve_connection(TokioIo::new(io), service(handler)).into_owned();
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service(handler))
+        .into_owned();
     let result = match watcher {
         Some(watcher) => watcher.watch(conn).await,
         None => conn.await,

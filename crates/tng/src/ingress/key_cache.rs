@@ -45,7 +45,10 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn new(client: HttpClient) -> Self {
-        Self { client, servers: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            servers: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn server(&self, url: &str) -> Arc<Server> {
@@ -96,21 +99,32 @@ impl KeyCache {
     /// Forgets `config` if it is still the current key (the egress rejected it).
     pub fn invalidate(&self, server: &Server, config: &KeyConfig) {
         let mut current = server.current.write().unwrap_or_else(|e| e.into_inner());
-        if current.as_ref().is_some_and(|c| c.config.public_key == config.public_key) {
+        if current
+            .as_ref()
+            .is_some_and(|c| c.config.public_key == config.public_key)
+        {
             *current = None;
         }
     }
 
     async fn fetch(&self, server: &Server) -> Result<Arc<KeyConfig>, TngError> {
-        let fetched = fetch_key_config(&self.client, &server.url).await.map_err(|message| {
-            TngError::new(
-                StatusCode::BAD_GATEWAY,
-                "CreateOHttpClientFailed",
-                format!("cannot get the OHTTP key config from {}: {message}", server.url),
-            )
-        })?;
+        let fetched = fetch_key_config(&self.client, &server.url)
+            .await
+            .map_err(|message| {
+                TngError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "CreateOHttpClientFailed",
+                    format!(
+                        "cannot get the OHTTP key config from {}: {message}",
+                        server.url
+                    ),
+                )
+            })?;
         let previous = server.cached();
-        if previous.as_ref().is_none_or(|p| p.config.public_key != fetched.config.public_key) {
+        if previous
+            .as_ref()
+            .is_none_or(|p| p.config.public_key != fetched.config.public_key)
+        {
             info!(url = %server.url, public_key = %hex::encode(fetched.config.public_key), "using egress key");
         }
         let config = fetched.config.clone();
@@ -136,25 +150,37 @@ impl KeyCache {
 
 impl Server {
     fn cached(&self) -> Option<CachedKey> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 async fn fetch_key_config(client: &HttpClient, url: &str) -> Result<CachedKey, String> {
-    let body = serde_json::to_vec(&KeyConfigRequest { attestation_request: None }).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&KeyConfigRequest {
+        attestation_request: None,
+    })
+    .map_err(|e| e.to_string())?;
     let request = Request::post(url)
         .header(API_HEADER, OhttpApi::KeyConfig.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
         .body(full(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| crate::ingress::describe_client_error(&e))?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| crate::ingress::describe_client_error(&e))?;
     let status = response.status();
     let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
         .await
         .map_err(|e| format!("reading the key config failed: {e}"))?;
     if !status.is_success() {
-        return Err(format!("egress answered {status}: {}", String::from_utf8_lossy(&bytes)));
+        return Err(format!(
+            "egress answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
     }
     let parsed: KeyConfigResponse =
         serde_json::from_slice(&bytes).map_err(|e| format!("invalid key config response: {e}"))?;
@@ -167,7 +193,8 @@ async fn fetch_key_config(client: &HttpClient, url: &str) -> Result<CachedKey, S
         .next()
         .ok_or("the egress offered no key this ingress supports")?;
     let now_wall = SystemTime::now();
-    let expire = SystemTime::UNIX_EPOCH + Duration::from_secs(parsed.hpke_key_config.expire_timestamp);
+    let expire =
+        SystemTime::UNIX_EPOCH + Duration::from_secs(parsed.hpke_key_config.expire_timestamp);
     let remaining = expire.duration_since(now_wall).unwrap_or(Duration::ZERO);
     if remaining.is_zero() {
         return Err("the egress offered a key that has already expired".into());

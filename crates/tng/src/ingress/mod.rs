@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::capture::{Capture, Destination};
+use crate::http::client::{self, ConnectOptions, HttpClient};
 use crate::proxy::http_proxy::HttpProxy;
 use crate::proxy::socks5::Socks5;
-use crate::http::client::{self, ConnectOptions, HttpClient};
 use crate::runtime::{Readiness, Status};
 use crate::shutdown::Shutdown;
 
@@ -52,10 +52,9 @@ pub struct IngressInstance {
 impl IngressInstance {
     pub async fn bind(config: &Ingress, status: &Status) -> anyhow::Result<Self> {
         let id = config.id;
-        let ohttp = config
-            .ohttp
-            .as_ref()
-            .with_context(|| format!("add_ingress[{id}]: rats_tls transport (no `ohttp`) is not supported yet"))?;
+        let ohttp = config.ohttp.as_ref().with_context(|| {
+            format!("add_ingress[{id}]: rats_tls transport (no `ohttp`) is not supported yet")
+        })?;
         let rules: Vec<(String, String)> = ohttp
             .path_rewrites
             .iter()
@@ -65,10 +64,18 @@ impl IngressInstance {
             PathDefault::Root => path_rewrite::PathDefault::Root,
             PathDefault::Original => path_rewrite::PathDefault::Original,
         };
-        let rewriter = PathRewriter::new(&rules, default)
-            .map_err(|e| anyhow::anyhow!("add_ingress[{id}].ohttp.path_rewrites[{}]: {}", e.index, e.message))?;
+        let rewriter = PathRewriter::new(&rules, default).map_err(|e| {
+            anyhow::anyhow!(
+                "add_ingress[{id}].ohttp.path_rewrites[{}]: {}",
+                e.index,
+                e.message
+            )
+        })?;
         let tls = if ohttp.tls {
-            Some(client::tls_config(&ohttp.tls_ca_certs).with_context(|| format!("add_ingress[{id}].ohttp.tls_ca_certs"))?)
+            Some(
+                client::tls_config(&ohttp.tls_ca_certs)
+                    .with_context(|| format!("add_ingress[{id}].ohttp.tls_ca_certs"))?,
+            )
         } else {
             None
         };
@@ -77,7 +84,10 @@ impl IngressInstance {
             IngressMode::Netfilter(n) => Some(n.so_mark),
             _ => None,
         };
-        let http_client = client::build(ConnectOptions { so_mark, tls: tls.clone() });
+        let http_client = client::build(ConnectOptions {
+            so_mark,
+            tls: tls.clone(),
+        });
         let keys = Arc::new(key_cache::KeyCache::new(http_client.clone()));
         status.add_ingress(id, keys.clone());
         let context = Arc::new(IngressContext {
@@ -86,8 +96,12 @@ impl IngressInstance {
             scheme: if tls.is_some() { "https" } else { "http" },
             client: http_client,
             keys,
-            request_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.request_headers),
-            response_passthrough: crate::runtime::passthrough(&ohttp.header_passthrough.response_headers),
+            request_passthrough: crate::runtime::passthrough(
+                &ohttp.header_passthrough.request_headers,
+            ),
+            response_passthrough: crate::runtime::passthrough(
+                &ohttp.header_passthrough.response_headers,
+            ),
         });
         let mut listeners = Vec::new();
         let mut captures = Vec::new();
@@ -95,10 +109,13 @@ impl IngressInstance {
             IngressMode::Mapping(rules) => {
                 for rule in rules {
                     for (listen, out) in rule.pairs() {
-                        let listener = TcpListener::bind(listen)
-                            .await
-                            .with_context(|| format!("add_ingress[{id}]: cannot listen on {listen}"))?;
-                        listeners.push((listener, Entry::Transparent(Destination::Fixed(SocketAddr::V4(out)))));
+                        let listener = TcpListener::bind(listen).await.with_context(|| {
+                            format!("add_ingress[{id}]: cannot listen on {listen}")
+                        })?;
+                        listeners.push((
+                            listener,
+                            Entry::Transparent(Destination::Fixed(SocketAddr::V4(out))),
+                        ));
                     }
                 }
             }
@@ -108,7 +125,11 @@ impl IngressInstance {
                 captures.push(capture);
             }
             IngressMode::HttpProxy(proxy) => {
-                let listener = bind_proxy(&proxy.proxy_listen, &format!("add_ingress[{id}].http_proxy")).await?;
+                let listener = bind_proxy(
+                    &proxy.proxy_listen,
+                    &format!("add_ingress[{id}].http_proxy"),
+                )
+                .await?;
                 let proxy = HttpProxy {
                     context: context.clone(),
                     filters: proxy.dst_filters.clone(),
@@ -117,7 +138,8 @@ impl IngressInstance {
                 listeners.push((listener, Entry::HttpProxy(Arc::new(proxy))));
             }
             IngressMode::Socks5(socks) => {
-                let listener = bind_proxy(&socks.proxy_listen, &format!("add_ingress[{id}].socks5")).await?;
+                let listener =
+                    bind_proxy(&socks.proxy_listen, &format!("add_ingress[{id}].socks5")).await?;
                 let socks = Socks5 {
                     context: context.clone(),
                     filters: socks.dst_filters.clone(),
@@ -126,7 +148,11 @@ impl IngressInstance {
                 listeners.push((listener, Entry::Socks5(Arc::new(socks))));
             }
         }
-        Ok(Self { context, listeners, captures })
+        Ok(Self {
+            context,
+            listeners,
+            captures,
+        })
     }
 
     pub async fn serve(self, shutdown: Shutdown, readiness: Readiness) {
@@ -152,9 +178,11 @@ impl IngressInstance {
                         let destination = match entry {
                             Entry::Transparent(destination) => destination,
                             Entry::HttpProxy(proxy) => {
-                                return crate::http::server::serve_connection_with_upgrades(stream, watcher, move |req| {
-                                    proxy.clone().handle(req)
-                                })
+                                return crate::http::server::serve_connection_with_upgrades(
+                                    stream,
+                                    watcher,
+                                    move |req| proxy.clone().handle(req),
+                                )
                                 .await
                             }
                             Entry::Socks5(socks) => return socks.handle(stream).await,

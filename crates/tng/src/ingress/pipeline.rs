@@ -12,7 +12,9 @@ use bytes::BytesMut;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tng_ohttp::api::{OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
+use tng_ohttp::api::{
+    OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE,
+};
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
 use tng_ohttp::metadata::{self, Metadata, NoAuth, ServerKeyConfigHint};
@@ -27,7 +29,11 @@ use crate::tunnel::headers::{is_upgrade, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
-pub async fn handle(context: Arc<IngressContext>, authority: String, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    context: Arc<IngressContext>,
+    authority: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
     async move {
         let result = async {
@@ -70,7 +76,11 @@ fn upstream_peer<B>(context: &IngressContext, authority: &str, req: &Request<B>)
 fn encode_head(parts: &http::request::Parts) -> BytesMut {
     let mut headers = parts.headers.clone();
     if !headers.contains_key(header::HOST) {
-        if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+        if let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
             headers.insert(header::HOST, host);
         }
     }
@@ -79,7 +89,12 @@ fn encode_head(parts: &http::request::Parts) -> BytesMut {
         method: parts.method.clone(),
         scheme: String::new(),
         authority: String::new(),
-        path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
         headers,
     };
     let mut out = BytesMut::with_capacity(512);
@@ -106,13 +121,19 @@ async fn send(
     loop {
         let key = context.keys.key(&server).await?;
         let sealer = ClientRequest::new(&key).map_err(|e| {
-            TngError::new(StatusCode::BAD_GATEWAY, "ClientEncapsulateFailed", format!("cannot seal to the egress key: {e}"))
+            TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "ClientEncapsulateFailed",
+                format!("cannot seal to the egress key: {e}"),
+            )
         })?;
         let decoder = sealer.response_decoder();
         let mut lead = BytesMut::new();
         lead.extend_from_slice(&metadata::encode_frame(&Metadata {
             client_auth: Some(metadata::ClientAuth::NoAuth(NoAuth {})),
-            key_config_hint: Some(ServerKeyConfigHint { public_key: key.public_key.to_vec() }),
+            key_config_hint: Some(ServerKeyConfigHint {
+                public_key: key.public_key.to_vec(),
+            }),
         }));
         lead.extend_from_slice(&sealer.header());
         let mut request = Request::post(base_url)
@@ -125,15 +146,26 @@ async fn send(
             }
         }
         let outer_body = sealed_body(lead.freeze(), head.clone(), body, sealer);
-        let request = request
-            .body(outer_body)
-            .map_err(|e| TngError::new(StatusCode::BAD_GATEWAY, "InvalidOuterRequest", e.to_string()))?;
+        let request = request.body(outer_body).map_err(|e| {
+            TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "InvalidOuterRequest",
+                e.to_string(),
+            )
+        })?;
         let response = context.client.request(request).await.map_err(|err| {
-            let status = if is_timeout(&err) { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            let status = if is_timeout(&err) {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
             TngError::new(
                 status,
                 "HttpCipherTextForwardError",
-                format!("sending the request to the egress at {base_url} failed: {}", describe_client_error(&err)),
+                format!(
+                    "sending the request to the egress at {base_url} failed: {}",
+                    describe_client_error(&err)
+                ),
             )
         })?;
         let status = response.status();
@@ -142,7 +174,10 @@ async fn send(
             let Some(pending) = recorder.take() else {
                 return Err(egress_refused(status, response).await);
             };
-            debug!("egress no longer accepts key {}; refetching and replaying", hex::encode(key.public_key));
+            debug!(
+                "egress no longer accepts key {}; refetching and replaying",
+                hex::encode(key.public_key)
+            );
             match pending.replay().await {
                 Ok(replayed) => {
                     body = AttemptBody::Replay(replayed);
@@ -179,9 +214,15 @@ async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> Tng
     )
 }
 
-async fn response_filter(context: &IngressContext, sent: SentRequest) -> Result<Response<Body>, TngError> {
+async fn response_filter(
+    context: &IngressContext,
+    sent: SentRequest,
+) -> Result<Response<Body>, TngError> {
     let SentRequest { response, decoder } = sent;
-    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes());
     if content_type != Some(CONTENT_TYPE_CHUNKED_RESPONSE.as_bytes()) {
         return Err(TngError::new(
             StatusCode::BAD_GATEWAY,
@@ -220,11 +261,20 @@ async fn response_filter(context: &IngressContext, sent: SentRequest) -> Result<
 }
 
 fn open_error(err: ReadError) -> TngError {
-    TngError::new(StatusCode::BAD_GATEWAY, "OhttpError", format!("cannot open the egress response: {err}"))
+    TngError::new(
+        StatusCode::BAD_GATEWAY,
+        "OhttpError",
+        format!("cannot open the egress response: {err}"),
+    )
 }
 
 /// The unsealed response body. An error cuts the local response short, which is what the
 /// application must see when the tunnel breaks mid-body.
-fn response_body(reader: MessageReader<Incoming, ResponseDecoder>, content_length: Option<u64>) -> Body {
-    plaintext_body(reader, content_length, None, |err| warn!("response from the egress broke off: {err}"))
+fn response_body(
+    reader: MessageReader<Incoming, ResponseDecoder>,
+    content_length: Option<u64>,
+) -> Body {
+    plaintext_body(reader, content_length, None, |err| {
+        warn!("response from the egress broke off: {err}")
+    })
 }

@@ -48,7 +48,12 @@ pub fn record<B>(body: B) -> (RecordingBody<B>, Recorder<B>) {
         detached: false,
         waker: None,
     }));
-    (RecordingBody { shared: shared.clone() }, Recorder { shared })
+    (
+        RecordingBody {
+            shared: shared.clone(),
+        },
+        Recorder { shared },
+    )
 }
 
 impl<B> Recording<B>
@@ -91,7 +96,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut rec = lock(&self.shared);
         if rec.detached {
             return Poll::Ready(Some(Err("request body handed over to a retry".into())));
@@ -138,7 +146,9 @@ where
             let mut rec = lock(&self.shared);
             loop {
                 if rec.overflowed {
-                    return Poll::Ready(Err(NotReplayable { limit: REPLAY_LIMIT }));
+                    return Poll::Ready(Err(NotReplayable {
+                        limit: REPLAY_LIMIT,
+                    }));
                 }
                 if rec.ended || rec.trailers.is_some() {
                     return Poll::Ready(Ok(ReplayBody {
@@ -148,7 +158,11 @@ where
                 }
                 match rec.poll_inner(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(NotReplayable { limit: REPLAY_LIMIT })),
+                    Poll::Ready(Some(Err(_))) => {
+                        return Poll::Ready(Err(NotReplayable {
+                            limit: REPLAY_LIMIT,
+                        }))
+                    }
                     Poll::Ready(_) => {}
                 }
             }
@@ -167,7 +181,10 @@ impl HttpBody for ReplayBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(data) = self.frames.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
@@ -193,7 +210,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             AttemptBody::Live(b) => Pin::new(b).poll_frame(cx),
             AttemptBody::Replay(b) => Pin::new(b).poll_frame(cx),
@@ -213,8 +233,15 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody};
 
-    fn body(chunks: Vec<&'static [u8]>) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
-        let frames: Vec<_> = chunks.into_iter().map(|c| Ok(Frame::data(Bytes::from_static(c)))).collect();
+    type TestBody = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+
+    fn body(chunks: Vec<&'static [u8]>) -> TestBody {
+        let frames: Vec<_> = chunks
+            .into_iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c))))
+            .collect();
         StreamBody::new(futures_util::stream::iter(frames))
     }
 

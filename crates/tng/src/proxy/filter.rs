@@ -46,7 +46,11 @@ fn matches(filter: &EndpointFilter, host: &Host, port: u16) -> bool {
         (HostMatcher::DomainRegex(re), Host::Domain(name)) => re.is_match(name),
         (HostMatcher::Ip(want), Host::Ip(ip)) => want == ip,
         (HostMatcher::IpCidr { addr, prefix }, Host::Ip(ip)) => {
-            let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(*prefix)) };
+            let mask = if *prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(*prefix))
+            };
             u32::from(*ip) & mask == u32::from(*addr) & mask
         }
         _ => false,
@@ -89,7 +93,13 @@ mod tests {
         let any_domain = f(HostMatcher::Domain("*".into()), None);
         assert!(!matches(&any_domain, &Host::parse("198.18.0.1"), 80));
         assert!(matches(&any_domain, &Host::parse("svc.local"), 80));
-        let cidr = f(HostMatcher::IpCidr { addr: "198.18.0.0".parse().unwrap(), prefix: 15 }, Some((8000, 8080)));
+        let cidr = f(
+            HostMatcher::IpCidr {
+                addr: "198.18.0.0".parse().unwrap(),
+                prefix: 15,
+            },
+            Some((8000, 8080)),
+        );
         assert!(matches(&cidr, &Host::parse("198.19.255.1"), 8080));
         assert!(!matches(&cidr, &Host::parse("198.20.0.1"), 8080));
         assert!(!matches(&cidr, &Host::parse("198.18.0.1"), 8081));

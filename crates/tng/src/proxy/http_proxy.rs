@@ -25,21 +25,39 @@ pub struct HttpProxy {
 /// Where a proxied request is going: `CONNECT` names it in the request target, other methods
 /// in the absolute URI or, failing that, the `Host` header.
 fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
-    let default_port = if req.uri().scheme_str() == Some("https") { 443 } else { 80 };
+    let default_port = if req.uri().scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
     let authority = match req.uri().authority() {
         Some(a) => a.clone(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.parse().ok()?,
+        None => req
+            .headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?,
     };
     let port = authority.port_u16().unwrap_or(default_port);
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Some((host, port))
 }
 
 impl HttpProxy {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let Some((host, port)) = destination(&req) else {
-            return TngError::new(StatusCode::BAD_REQUEST, "InvalidProxyRequest", "the request names no destination host")
-                .into_response();
+            return TngError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidProxyRequest",
+                "the request names no destination host",
+            )
+            .into_response();
         };
         let tunnel = should_tunnel(&self.filters, &Host::parse(&host), port);
         let authority = format!("{host}:{port}");
@@ -54,7 +72,12 @@ impl HttpProxy {
     }
 
     /// Answers `CONNECT` and then either tunnels the HTTP spoken inside it or pipes it as is.
-    fn connect(self: Arc<Self>, req: Request<Incoming>, authority: String, tunnel: bool) -> Response<Body> {
+    fn connect(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        authority: String,
+        tunnel: bool,
+    ) -> Response<Body> {
         tokio::spawn(async move {
             let upgraded = match hyper::upgrade::on(req).await {
                 Ok(upgraded) => TokioIo::new(upgraded),
@@ -79,11 +102,20 @@ impl HttpProxy {
             parts.headers.remove(name);
         }
         if parts.uri.authority().is_none() {
-            let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
             match format!("http://{authority}{path}").parse() {
                 Ok(uri) => parts.uri = uri,
                 Err(err) => {
-                    return TngError::new(StatusCode::BAD_REQUEST, "InvalidProxyRequest", err.to_string()).into_response()
+                    return TngError::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidProxyRequest",
+                        err.to_string(),
+                    )
+                    .into_response()
                 }
             }
         }
@@ -93,12 +125,19 @@ impl HttpProxy {
             }
         }
         parts.version = http::Version::HTTP_11;
-        match self.direct.request(Request::from_parts(parts, boxed(body))).await {
+        match self
+            .direct
+            .request(Request::from_parts(parts, boxed(body)))
+            .await
+        {
             Ok(response) => response.map(boxed),
             Err(err) => TngError::new(
                 StatusCode::BAD_GATEWAY,
                 "ProxyForwardError",
-                format!("forwarding to {authority} failed: {}", crate::ingress::describe_client_error(&err)),
+                format!(
+                    "forwarding to {authority} failed: {}",
+                    crate::ingress::describe_client_error(&err)
+                ),
             )
             .into_response(),
         }
@@ -110,7 +149,10 @@ pub async fn pipe<S>(mut client: S, authority: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let Some((host, port)) = authority.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) else {
+    let Some((host, port)) = authority
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+    else {
         return;
     };
     match crate::http::client::connect(host, port, None).await {

@@ -94,7 +94,11 @@ impl Socks5 {
         }
         let mut methods = vec![0u8; usize::from(greeting[1])];
         stream.read_exact(&mut methods).await?;
-        let wanted = if self.auth.is_some() { USER_PASS } else { NO_AUTH };
+        let wanted = if self.auth.is_some() {
+            USER_PASS
+        } else {
+            NO_AUTH
+        };
         if !methods.contains(&wanted) {
             stream.write_all(&[VERSION, NO_ACCEPTABLE]).await?;
             return Err(Socks5Error::NoAcceptableMethod);
@@ -150,5 +154,7 @@ impl Socks5 {
 
 async fn reply<S: AsyncWrite + Unpin>(stream: &mut S, code: Reply) -> std::io::Result<()> {
     // The bound address is not meaningful for a proxy that may tunnel: report 0.0.0.0:0.
-    stream.write_all(&[VERSION, code as u8, 0, 1, 0, 0, 0, 0, 0, 0]).await
+    stream
+        .write_all(&[VERSION, code as u8, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
 }

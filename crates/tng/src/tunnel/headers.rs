@@ -29,10 +29,10 @@ pub fn strip_connection_specific(headers: &mut HeaderMap) {
 
 /// Whether a request body is certainly present, by HTTP/1.1 framing rules.
 pub fn declares_body(headers: &HeaderMap) -> bool {
-    let chunked = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
+    let chunked = headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    });
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -44,11 +44,10 @@ pub fn declares_body(headers: &HeaderMap) -> bool {
 pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
     req.method() == http::Method::CONNECT
         || req.headers().contains_key(header::UPGRADE)
-        || req
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("upgrade")))
+        || req.headers().get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("upgrade"))
+        })
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ pub mod reader;
 pub mod writer;
 
 use bytes::Bytes;
-use tng_ohttp::chunked::{ClientRequest, OhttpError, ResponseDecoder, ResponseEncoder, ServerRequest};
+use tng_ohttp::chunked::{
+    ClientRequest, OhttpError, ResponseDecoder, ResponseEncoder, ServerRequest,
+};
 
 /// The receiving half of chunked OHTTP, whichever side we are on.
 pub trait ChunkOpener: Send + 'static {

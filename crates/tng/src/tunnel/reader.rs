@@ -104,7 +104,11 @@ where
 }
 
 /// Reads raw bytes from a body until `want` bytes are buffered (or the body ends).
-pub async fn read_at_least<B>(body: &mut B, buf: &mut bytes::BytesMut, want: usize) -> Result<bool, BoxError>
+pub async fn read_at_least<B>(
+    body: &mut B,
+    buf: &mut bytes::BytesMut,
+    want: usize,
+) -> Result<bool, BoxError>
 where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -146,7 +150,11 @@ where
         first: Option<Bytes>,
         remaining: Option<u64>,
     }
-    let state = State { reader, first, remaining: content_length };
+    let state = State {
+        reader,
+        first,
+        remaining: content_length,
+    };
     let on_error = std::sync::Arc::new(on_error);
     let stream = futures_util::stream::unfold(Some(state), move |state| {
         let on_error = on_error.clone();
@@ -161,7 +169,9 @@ where
                     let last = s.remaining.is_some_and(|r| r <= data.len() as u64);
                     s.remaining = s.remaining.map(|r| r.saturating_sub(data.len() as u64));
                     if last {
-                        verified_end(&mut s.reader).await.map(|()| Frame::data(data))
+                        verified_end(&mut s.reader)
+                            .await
+                            .map(|()| Frame::data(data))
                     } else {
                         Ok(Frame::data(data))
                     }

@@ -1,6 +1,5 @@
 //! Encodes a plaintext HTTP body as BHTTP and seals it chunk by chunk into an outer body.
 
-
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::HeaderMap;
@@ -121,4 +120,3 @@ where
         })
     }
 }
-

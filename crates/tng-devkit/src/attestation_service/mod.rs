@@ -1,0 +1,121 @@
+//! A RESTful Attestation Service in the openanolis trustee flavour, with the `sample` verifiers,
+//! Rego policies and EAR tokens, for machines without TEE hardware (spec §A6, §A8).
+
+mod challenge;
+mod ear;
+mod evaluate;
+mod jws;
+mod keys;
+mod policy;
+mod problem;
+mod request;
+mod routes;
+mod verifier;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port (the ready line shows the real one).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// A Rego policy (package `policy`) to install as `ID`; repeatable. `default` may be
+    /// replaced; it affirms valid sample evidence otherwise.
+    #[arg(long = "policy", value_name = "ID=FILE.rego")]
+    policies: Vec<String>,
+    /// Directory receiving `ca.pem` and `chain.pem` (default: a new directory under $TMPDIR).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Lifetime of issued attestation tokens, in minutes.
+    #[arg(long, default_value_t = 5)]
+    token_minutes: u64,
+}
+
+/// Serves until SIGTERM/SIGINT, then lets open connections finish for up to 3 s.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let policies = policy::Policies::with_default();
+    for spec in &args.policies {
+        let (id, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--policy {spec:?}: expected ID=FILE.rego"))?;
+        let rego = std::fs::read_to_string(file)
+            .with_context(|| format!("--policy {spec:?}: cannot read {file}"))?;
+        policies
+            .set(id, rego)
+            .map_err(|err| anyhow::anyhow!("--policy {spec:?}: {err}"))?;
+    }
+    let workdir = args.workdir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tng-devkit-as-{}", std::process::id()))
+    });
+    let (challenge_key, signer) = tokio::task::spawn_blocking(|| {
+        anyhow::Ok((keys::challenge_key()?, keys::signer()?))
+    })
+    .await??;
+    let files = signer.write_files(&workdir)?;
+    let service = Arc::new(evaluate::Service {
+        challenger: challenge::Challenger::new(challenge_key),
+        signer,
+        policies,
+        token_seconds: args.token_minutes.saturating_mul(60),
+    });
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    // The ready line is the only stdout output; the certificate paths go to stderr.
+    eprintln!("ca certificate: {}", files.ca.display());
+    eprintln!("certificate chain: {}", files.chain.display());
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "attestation service listening on {local}")?;
+        out.flush()?;
+    }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!("accept failed: {err}");
+                    continue;
+                }
+            },
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        };
+        let service = service.clone();
+        let handler = service_fn(move |req| routes::handle(service.clone(), req));
+        let conn = builder.serve_connection(TokioIo::new(stream), handler);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!("connection from {peer}: {err}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    if tokio::time::timeout(Duration::from_secs(3), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 3 s; exiting anyway");
+    }
+    Ok(())
+}
