@@ -17,4 +17,5 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 scripts/deps.sh
 scripts/fetch-upstream.sh
 cargo build --workspace --bins
-exec cargo test --workspace
+# Extra arguments go to cargo test (e.g. `scripts/test.sh --test interop`); CI passes none.
+exec cargo test --workspace "$@"

@@ -67,7 +67,9 @@ pub struct AsClient {
 
 impl std::fmt::Debug for AsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsClient").field("base", &self.base).finish()
+        f.debug_struct("AsClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -111,7 +113,9 @@ impl AsClient {
     /// `POST /challenge {}` → the challenge JWT (`extra-params.jwt` / `extra_params.jwt`), or
     /// [`DUMMY_NONCE`] when the service needs TEE parameters to issue a challenge.
     pub async fn challenge(&self) -> Result<String, AsError> {
-        let (url, response) = self.call(Method::POST, "/challenge", Some(json!({}))).await?;
+        let (url, response) = self
+            .call(Method::POST, "/challenge", Some(json!({})))
+            .await?;
         if !response.status.is_success() {
             if String::from_utf8_lossy(&response.body).contains(NO_INNER_TEE) {
                 tracing::warn!(
@@ -172,7 +176,9 @@ impl AsClient {
             }));
         }
         let v1_6_0 = json!({"verification_requests": requests, "policy_ids": policy_ids});
-        let (url, response) = self.call(Method::POST, "/attestation", Some(v1_6_0)).await?;
+        let (url, response) = self
+            .call(Method::POST, "/attestation", Some(v1_6_0))
+            .await?;
         if response.status.is_success() {
             return token_from(url, &response);
         }
@@ -197,7 +203,9 @@ impl AsClient {
             "init_data_hash_algorithm": null,
             "policy_ids": policy_ids,
         });
-        let (url, response) = self.call(Method::POST, "/attestation", Some(v1_5_2)).await?;
+        let (url, response) = self
+            .call(Method::POST, "/attestation", Some(v1_5_2))
+            .await?;
         if response.status.is_success() {
             return token_from(url, &response);
         }

@@ -132,8 +132,8 @@ impl CocoEvidence {
         let Some(bytes) = self.additional_evidence_bytes()? else {
             return Ok(Vec::new());
         };
-        let map: Map<String, Value> = serde_json::from_slice(&bytes)
-            .map_err(|_| EvidenceFormatError::AdditionalEvidence)?;
+        let map: Map<String, Value> =
+            serde_json::from_slice(&bytes).map_err(|_| EvidenceFormatError::AdditionalEvidence)?;
         Ok(map
             .into_iter()
             .map(|(tee, evidence)| (tee, evidence.to_string()))
@@ -179,7 +179,10 @@ mod tests {
              {\"encoded_key_config_list\":\"AC0AACCfX/KrJJGR5JZK02t8Hy+dagimzJFRxh85w8dEAND+dwAIAAEAAwABAAE=\",\
              \"expire_timestamp\":3688063588}}"
         );
-        let no_challenge = server_claims(None, json!({"expire_timestamp": 1, "encoded_key_config_list": ""}));
+        let no_challenge = server_claims(
+            None,
+            json!({"expire_timestamp": 1, "encoded_key_config_list": ""}),
+        );
         assert_eq!(
             canonical_claims(&no_challenge),
             "{\"hpke_key_config\":{\"encoded_key_config_list\":\"\",\"expire_timestamp\":1}}"
@@ -223,7 +226,10 @@ mod tests {
             })
         );
         assert_eq!(evidence.evidence_bytes().expect("b64"), b"{\"svn\":\"1\"}");
-        assert_eq!(evidence.runtime_data_claims().expect("claims"), sample_claims());
+        assert_eq!(
+            evidence.runtime_data_claims().expect("claims"),
+            sample_claims()
+        );
         assert_eq!(evidence.additional_devices().expect("none"), vec![]);
 
         let with_extra = CocoEvidence::new(
@@ -233,7 +239,10 @@ mod tests {
             "{}".into(),
         );
         let json = serde_json::to_value(&with_extra).expect("serialises");
-        assert_eq!(json["aa_additional_evidence"], "eyJzYW1wbGVkZXZpY2UiOnsic3ZuIjoiMiJ9fQ==");
+        assert_eq!(
+            json["aa_additional_evidence"],
+            "eyJzYW1wbGVkZXZpY2UiOnsic3ZuIjoiMiJ9fQ=="
+        );
         assert_eq!(
             with_extra.additional_devices().expect("devices"),
             vec![("sampledevice".to_owned(), "{\"svn\":\"2\"}".to_owned())]
@@ -249,9 +258,17 @@ mod tests {
         .expect("shape is fine");
         assert_eq!(
             bad.evidence_bytes(),
-            Err(EvidenceFormatError::Base64 { field: "aa_evidence" })
+            Err(EvidenceFormatError::Base64 {
+                field: "aa_evidence"
+            })
         );
-        assert!(matches!(bad.runtime_data_claims(), Err(EvidenceFormatError::RuntimeData(_))));
-        assert_eq!(bad.hash_algo(), Err(EvidenceFormatError::HashAlgo("md5".into())));
+        assert!(matches!(
+            bad.runtime_data_claims(),
+            Err(EvidenceFormatError::RuntimeData(_))
+        ));
+        assert_eq!(
+            bad.hash_algo(),
+            Err(EvidenceFormatError::HashAlgo("md5".into()))
+        );
     }
 }

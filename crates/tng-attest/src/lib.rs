@@ -136,7 +136,10 @@ impl Attester {
         let as_client = self.as_client()?;
         let challenge = as_client.challenge().await?;
         let mut claims = claims.clone();
-        claims.insert("challenge_token".into(), serde_json::Value::String(challenge));
+        claims.insert(
+            "challenge_token".into(),
+            serde_json::Value::String(challenge),
+        );
         let evidence = self.source.evidence(&claims).await?;
         Ok(as_client.attestation(&evidence, &self.policy_ids).await?)
     }
@@ -191,7 +194,9 @@ impl Verifier {
             .map(|addr| AsClient::new(addr, &config.as_headers, so_mark))
             .transpose()?;
         if config.model == Model::BackgroundCheck && as_client.is_none() {
-            return Err(Error::Config("the background-check model needs as_addr".into()));
+            return Err(Error::Config(
+                "the background-check model needs as_addr".into(),
+            ));
         }
         Ok(Self {
             model: config.model,
@@ -260,10 +265,7 @@ impl Verifier {
     /// Background check: evidence → token (`POST /attestation` with `policy_ids`).
     pub async fn convert(&self, evidence: &CocoEvidence) -> Result<String> {
         let policy_ids = self.current().policy_ids().to_vec();
-        Ok(self
-            .as_client()?
-            .attestation(evidence, &policy_ids)
-            .await?)
+        Ok(self.as_client()?.attestation(evidence, &policy_ids).await?)
     }
 
     /// Verifies `token`; `expected` are the runtime-data claims it must echo (background
@@ -273,7 +275,11 @@ impl Verifier {
     }
 
     /// [`convert`](Self::convert) then [`verify`](Self::verify).
-    pub async fn appraise(&self, evidence: &CocoEvidence, expected: &Claims) -> Result<VerifiedToken> {
+    pub async fn appraise(
+        &self,
+        evidence: &CocoEvidence,
+        expected: &Claims,
+    ) -> Result<VerifiedToken> {
         let token = self.convert(evidence).await?;
         self.verify(&token, expected)
     }

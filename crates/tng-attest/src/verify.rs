@@ -157,12 +157,7 @@ impl TokenVerifier {
             x5c::endorse(jwk, &key, anchors, UnixTime::since_unix_epoch(since_epoch))?;
         }
         // 3. Signature, then the time claims.
-        jws::verify_signature(
-            jwk_alg,
-            &key,
-            jws.signing_input.as_bytes(),
-            &jws.signature,
-        )?;
+        jws::verify_signature(jwk_alg, &key, jws.signing_input.as_bytes(), &jws.signature)?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&jws.payload).map_err(|_| VerifyError::ClaimsNotObject)?;
         let now_s = since_epoch.as_secs();

@@ -227,14 +227,19 @@ fn capture_local_traffic_decides_for_a_colocated_nginx() {
     let t = &topo;
     let s = t.server_ip;
     let _backend = t.backend(Side::Server, "backend", "0.0.0.0:8080");
-    // nginx next to the egress: its connections to the service are locally generated.
+    // nginx next to the egress: its connections to the service are locally generated, to
+    // the server's address (port 8000) or to loopback (port 8001).
     let nginx = Nginx::start(
         t,
         Side::Server,
         "nginx-server",
-        &format!("server {{ listen {s}:8000; location / {{ proxy_pass http://{s}:8080; }} }}"),
+        &format!(
+            "server {{ listen {s}:8000; location / {{ proxy_pass http://{s}:8080; }} }}\n\
+             server {{ listen {s}:8001; location / {{ proxy_pass http://127.0.0.1:8080; }} }}"
+        ),
     );
     let url = |path: &str| format!("http://{s}:8000{path}");
+    let url_lo = |path: &str| format!("http://{s}:8001{path}");
 
     // capture_local_traffic: true — nginx's connection is captured, so a plain request (no
     // ingress in front) is refused by the egress …
@@ -245,27 +250,45 @@ fn capture_local_traffic_decides_for_a_colocated_nginx() {
         egress_config(8080, true),
         EGRESS_CONTROL,
     );
-    let r = t.http(Side::Client, &[&url("/foo/plain/x")]);
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("RejectNonTngRequest"), "{r:?}");
-    // … and a request through the ingress works end to end.
+    for u in [url("/foo/plain/x"), url_lo("/foo/plain/x")] {
+        let r = t.http(Side::Client, &[&u]);
+        assert_eq!(r.status, 403, "{u}: {r:?}");
+        assert!(r.body.contains("RejectNonTngRequest"), "{r:?}");
+    }
+    // … and requests through the ingress work end to end.
     let mut ingress = NsTng::launch(
         t,
         Side::Client,
         "ingress",
-        ingress_config(json!({"port": 8000})),
+        ingress_config(json!({"port": 8000, "port_end": 8001})),
         INGRESS_CONTROL,
     );
-    let r = t.http(Side::Client, &[&url("/foo/bar/through")]);
-    assert_eq!(r.status, 200, "{r:?}\negress:\n{}", egress.log_tail(20));
-    assert_eq!(r.body, "hello from backend: GET /foo/bar/through");
-    let lines = nginx.access_lines();
-    let last = parse_access(lines.last().unwrap());
-    assert_eq!(
-        (last.method.as_str(), last.uri.as_str(), last.api.as_str()),
-        ("POST", "/foo/bar", "/tng/tunnel"),
-        "{lines:#?}"
-    );
+    for (u, port) in [
+        (url("/foo/bar/through"), 8000u16),
+        (url_lo("/foo/bar/through"), 8001),
+    ] {
+        let r = t.http(Side::Client, &[&u]);
+        assert_eq!(
+            r.status,
+            200,
+            "{u}: {r:?}\negress:\n{}",
+            egress.log_tail(20)
+        );
+        assert_eq!(r.body, "hello from backend: GET /foo/bar/through");
+        let lines = nginx.access_lines();
+        let last = parse_access(lines.last().unwrap());
+        assert_eq!(
+            (
+                last.method.as_str(),
+                last.uri.as_str(),
+                last.api.as_str(),
+                last.port
+            ),
+            ("POST", "/foo/bar", "/tng/tunnel", port),
+            "{lines:#?}"
+        );
+    }
+    assert_eq!(tunnel_requests_in(&egress.log()).len(), 2);
     assert_eq!(ingress.stop(), Some(0), "{}", ingress.log_tail(20));
     assert_eq!(egress.stop(), Some(0), "{}", egress.log_tail(20));
 
@@ -277,9 +300,11 @@ fn capture_local_traffic_decides_for_a_colocated_nginx() {
         egress_config(8080, false),
         EGRESS_CONTROL,
     );
-    let r = t.http(Side::Client, &[&url("/foo/plain/y")]);
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body, "hello from backend: GET /foo/plain/y");
+    for u in [url("/foo/plain/y"), url_lo("/foo/plain/y")] {
+        let r = t.http(Side::Client, &[&u]);
+        assert_eq!(r.status, 200, "{u}: {r:?}");
+        assert_eq!(r.body, "hello from backend: GET /foo/plain/y");
+    }
     // A remote client is still captured (PREROUTING) with `false`.
     let r = t.http(Side::Client, &[&format!("http://{s}:8080/foo/direct")]);
     assert_eq!(r.status, 403, "{r:?}");
@@ -372,7 +397,13 @@ fn ipset_captures_only_its_addresses_and_must_exist() {
     let gw2 = std::net::Ipv4Addr::new(198, 18, t.n as u8, 3);
     t.ip(
         Side::Gateway,
-        &["addr", "add", &format!("{gw2}/24"), "dev", &t.gw_client_veth],
+        &[
+            "addr",
+            "add",
+            &format!("{gw2}/24"),
+            "dev",
+            &t.gw_client_veth,
+        ],
     );
     let set = format!("tngset{}", t.n);
     t.exec_ok(Side::Client, &["ipset", "create", &set, "hash:ip"]);
@@ -410,7 +441,7 @@ fn ipset_captures_only_its_addresses_and_must_exist() {
         egress_config(8080, false),
         EGRESS_CONTROL,
     );
-    let _ingress = NsTng::launch(
+    let mut ingress = NsTng::launch(
         t,
         Side::Client,
         "ingress",
@@ -450,6 +481,46 @@ fn ipset_captures_only_its_addresses_and_must_exist() {
         ("GET", "/foo/outset/x")
     );
     assert_eq!(tunnel_requests_in(&egress.log()).len(), 1);
+
+    // The same split with a `host` match instead of the ipset.
+    assert_eq!(ingress.stop(), Some(0));
+    let mut ingress = NsTng::launch(
+        t,
+        Side::Client,
+        "ingress-host",
+        ingress_config(json!([{"host": gw_s, "port": 8080}])),
+        INGRESS_CONTROL,
+    );
+    let skip = nginx.access_lines().len();
+    let r = t.http(Side::Client, &[&format!("http://{gw}:8080/foo/inhost/x")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "hello from backend: GET /foo/inhost/x");
+    let r = t.http(Side::Client, &[&format!("http://{gw2}:8080/foo/outhost/x")]);
+    assert_eq!(r.status, 403, "{r:?}");
+    let entries: Vec<Access> = nginx
+        .access_since(skip)
+        .iter()
+        .map(|l| parse_access(l))
+        .collect();
+    let summary: Vec<(String, String, String)> = entries
+        .iter()
+        .filter(|e| e.api != "/tng/key-config")
+        .map(|e| (e.addr.clone(), e.method.clone(), e.uri.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (gw_s.clone(), "POST".to_string(), "/foo/inhost".to_string()),
+            (
+                gw2_s.clone(),
+                "GET".to_string(),
+                "/foo/outhost/x".to_string()
+            ),
+        ],
+        "{entries:#?}"
+    );
+    assert_eq!(hits(), before + 2);
+    assert_eq!(ingress.stop(), Some(0));
 }
 
 #[test]
@@ -518,11 +589,88 @@ fn rules_are_removed_on_sigterm_and_after_sigkill_plus_restart() {
             "namespace state {i} after restart differs in size from a clean start:\n{a}\n---\n{b}"
         );
     }
-    assert_eq!(restarted[3].matches("lookup 239").count(), 1, "{}", restarted[3]);
+    assert_eq!(
+        restarted[3].matches("lookup 239").count(),
+        1,
+        "{}",
+        restarted[3]
+    );
     // … and its SIGTERM restores the baseline.
     assert_eq!(ingress.stop(), Some(0), "{}", ingress.log_tail(20));
     assert_eq!(egress.stop(), Some(0), "{}", egress.log_tail(20));
-    assert_eq!(snapshot(), baseline, "state after SIGKILL+restart+SIGTERM differs");
+    assert_eq!(
+        snapshot(),
+        baseline,
+        "state after SIGKILL+restart+SIGTERM differs"
+    );
+
+    // 3. SIGINT is a graceful stop too.
+    let (mut ingress, mut egress) = start("4");
+    assert_eq!(
+        ingress.stop_with("INT"),
+        Some(0),
+        "{}",
+        ingress.log_tail(20)
+    );
+    assert_eq!(egress.stop_with("INT"), Some(0), "{}", egress.log_tail(20));
+    assert_eq!(snapshot(), baseline, "state after SIGINT differs");
+}
+
+#[test]
+fn missing_tools_fail_startup_naming_the_package() {
+    if !can_run("missing_tools_fail_startup_naming_the_package") {
+        return;
+    }
+    let topo = Topology::new("cap-tools");
+    let t = &topo;
+    let baseline = t.iptables_state(Side::Client);
+    // A PATH with the iptables tools but without `ip` (the ingress' policy routing needs it).
+    let only_iptables = t.dir.join("only-iptables");
+    std::fs::create_dir_all(&only_iptables).unwrap();
+    for tool in ["iptables", "iptables-save", "iptables-restore", "ipset"] {
+        let real = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+        assert!(!real.is_empty(), "{tool} is not installed");
+        std::os::unix::fs::symlink(&real, only_iptables.join(tool)).unwrap();
+    }
+    let only = only_iptables.display().to_string();
+    let empty = t.dir.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty.display().to_string();
+    let cases = [
+        (
+            ingress_config(json!({"port": 8080})),
+            empty.as_str(),
+            "`iptables`",
+            "package `iptables`",
+        ),
+        (
+            egress_config(8080, true),
+            empty.as_str(),
+            "`iptables`",
+            "package `iptables`",
+        ),
+        (
+            ingress_config(json!({"port": 8080})),
+            only.as_str(),
+            "`ip`",
+            "package `iproute2`",
+        ),
+    ];
+    for (config, path, tool, package) in cases {
+        let (code, log) =
+            NsTng::expect_failure_env(t, Side::Client, "no-tools", config, &[("PATH", path)]);
+        assert_eq!(code, Some(1), "{log}");
+        assert!(
+            log.contains(tool) && log.contains(package),
+            "PATH={path}:\n{log}"
+        );
+        assert_eq!(t.iptables_state(Side::Client), baseline);
+        assert!(!t.routing_state(Side::Client).contains("lookup 239"));
+    }
 }
 
 #[test]
@@ -554,4 +702,159 @@ fn second_instance_in_a_namespace_refuses_to_start() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, "hello from backend: GET /foo/bar/lock");
     let _ = (&f.ingress, &f.egress, &f.nginx, &f.backend, &f.backend2);
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_removes_rules() {
+    if !can_run("sigterm_lets_in_flight_requests_finish_then_removes_rules") {
+        return;
+    }
+    let mut f = Founding::start("cap-inflight");
+    let t = &f.topo;
+    let out = t.dir.join("slow-body");
+    let out_arg = out.display().to_string();
+    let url = f.gw(8080, "/slow?ms=2000");
+    let mut curl = t.spawn(
+        Side::Client,
+        "curl-slow",
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            &out_arg,
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
+    // Wait until the egress has the request, then stop both sides while it is in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tunnel_requests_in(&f.egress.log()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            f.egress.log_tail(20)
+        );
+        tng_e2e::pause(std::time::Duration::from_millis(20));
+    }
+    f.ingress.proc.signal("TERM");
+    f.egress.proc.signal("TERM");
+    assert_eq!(f.ingress.stop(), Some(0), "{}", f.ingress.log_tail(20));
+    assert_eq!(f.egress.stop(), Some(0), "{}", f.egress.log_tail(20));
+    let status = curl
+        .wait_timeout(std::time::Duration::from_secs(20))
+        .expect("curl finished");
+    assert!(status.success(), "{}", curl.log());
+    assert_eq!(curl.log(), "200");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "slow 2000 ms\n");
+    for side in [Side::Client, Side::Server] {
+        let state = t.iptables_state(side);
+        assert!(!state.contains("TNG_"), "{state}");
+    }
+    assert!(!t.routing_state(Side::Client).contains("lookup 239"));
+}
+
+#[test]
+fn several_entries_with_custom_marks_and_ports_coexist_and_clean_up() {
+    if !can_run("several_entries_with_custom_marks_and_ports_coexist_and_clean_up") {
+        return;
+    }
+    let topo = Topology::new("cap-multi");
+    let t = &topo;
+    let baseline = (
+        t.iptables_state(Side::Client),
+        t.iptables_state(Side::Server),
+        t.routing_state(Side::Client),
+    );
+    let _backend = t.backend(Side::Server, "backend", "0.0.0.0:8080");
+    let _backend2 = t.backend(Side::Server, "backend9090", "0.0.0.0:9090");
+    let nginx = gateway_nginx(t, "");
+    let rewrite = json!({"path_rewrites": [
+        {"match_regex": "^/foo/([^/]+)([/]?.*)$", "substitution": "/foo/$1"}
+    ]});
+    // Two egresses (ids 0 and 1), the second with its own mark and listen port.
+    let mut egress = NsTng::launch(
+        t,
+        Side::Server,
+        "egress",
+        json!({"add_egress": [
+            {"netfilter": {"capture_dst": {"port": 8080}},
+             "ohttp": {"key": {"source": "self_generated"}}, "no_ra": true},
+            {"netfilter": {"capture_dst": [{"port": 9090}], "so_mark": 4660, "listen_port": 40002},
+             "ohttp": {"key": {"source": "self_generated"}}, "no_ra": true}
+        ]}),
+        EGRESS_CONTROL,
+    );
+    // Two ingresses (ids 0 and 1): fw marks 566/567, route tables 239/240.
+    let mut ingress = NsTng::launch(
+        t,
+        Side::Client,
+        "ingress",
+        json!({"add_ingress": [
+            {"netfilter": {"capture_dst": {"port": 8080}, "listen_port": 40001},
+             "ohttp": rewrite, "no_ra": true},
+            {"netfilter": {"capture_dst": [{"port": 9090}]}, "ohttp": {}, "no_ra": true}
+        ]}),
+        INGRESS_CONTROL,
+    );
+    let client_rules = t.iptables_state(Side::Client);
+    for needle in [
+        "--on-port 40001",
+        "--tproxy-mark 0x236/0xffffff",
+        "--tproxy-mark 0x237/0xffffff",
+        "TNG_INGRESS_1_OUTPUT_STAGE_2",
+    ] {
+        assert!(client_rules.contains(needle), "{needle}:\n{client_rules}");
+    }
+    let server_rules = t.iptables_state(Side::Server);
+    for needle in [
+        "--to-ports 40002",
+        "--mark 0x1234 -j RETURN",
+        "TNG_EGRESS_1",
+    ] {
+        assert!(server_rules.contains(needle), "{needle}:\n{server_rules}");
+    }
+    let routing = t.routing_state(Side::Client);
+    for needle in [
+        "fwmark 0x236/0xffffff lookup 239",
+        "fwmark 0x237/0xffffff lookup 240",
+    ] {
+        assert!(routing.contains(needle), "{needle}:\n{routing}");
+    }
+
+    for (port, path) in [(8080u16, "/foo/one/x"), (9090, "/foo/two/x")] {
+        let url = format!("http://{}:{port}{path}", t.gw_ip);
+        let r = t.http(Side::Client, &[&url]);
+        assert_eq!(r.status, 200, "{url}: {r:?}\n{}", ingress.log_tail(20));
+        assert_eq!(r.body, format!("hello from backend: GET {path}"));
+    }
+    let entries: Vec<Access> = nginx
+        .access_lines()
+        .iter()
+        .map(|l| parse_access(l))
+        .collect();
+    let tunnels: Vec<(u16, &str)> = entries
+        .iter()
+        .filter(|e| e.api == "/tng/tunnel")
+        .map(|e| (e.port, e.uri.as_str()))
+        .collect();
+    assert_eq!(
+        tunnels,
+        [(8080, "/foo/one"), (9090, "/foo/two")],
+        "{entries:#?}"
+    );
+    assert!(entries.iter().all(|e| e.method == "POST"), "{entries:#?}");
+
+    assert_eq!(ingress.stop(), Some(0), "{}", ingress.log_tail(20));
+    assert_eq!(egress.stop(), Some(0), "{}", egress.log_tail(20));
+    assert_eq!(
+        (
+            t.iptables_state(Side::Client),
+            t.iptables_state(Side::Server),
+            t.routing_state(Side::Client),
+        ),
+        baseline
+    );
 }

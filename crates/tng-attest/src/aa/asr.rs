@@ -20,7 +20,9 @@ pub struct AsrClient {
 
 impl std::fmt::Debug for AsrClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsrClient").field("base", &self.base).finish()
+        f.debug_struct("AsrClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -76,9 +78,10 @@ impl AsrClient {
                 let info: Value = serde_json::from_slice(&body).map_err(|_| {
                     AaError::GetTeeType("ASR /info did not answer a JSON object".into())
                 })?;
-                let reported = info.get("tee").and_then(Value::as_str).ok_or_else(|| {
-                    AaError::GetTeeType("ASR /info has no \"tee\" string".into())
-                })?;
+                let reported = info
+                    .get("tee")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| AaError::GetTeeType("ASR /info has no \"tee\" string".into()))?;
                 tee::parse_tee(reported).ok_or_else(|| AaError::UnknownTee(reported.to_owned()))
             })
             .await
@@ -96,7 +99,9 @@ impl AsrClient {
             .await
             .map_err(|e| AaError::GetEvidence(e.to_string()))?;
         if evidence.is_empty() {
-            return Err(AaError::GetEvidence("the ASR returned empty evidence".into()));
+            return Err(AaError::GetEvidence(
+                "the ASR returned empty evidence".into(),
+            ));
         }
         let additional = match self.get(&format!("/aa/additional-evidence?{query}")).await {
             Ok(bytes) if bytes.is_empty() => None,

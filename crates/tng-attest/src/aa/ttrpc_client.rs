@@ -23,7 +23,9 @@ pub struct AaClient {
 
 impl std::fmt::Debug for AaClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AaClient").field("addr", &self.addr).finish()
+        f.debug_struct("AaClient")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -101,9 +103,7 @@ impl AaClient {
         let client = self.client().await?;
         let request = GetTeeTypeRequest::default();
         match client.get_tee_type(self.context(), &request).await {
-            Ok(response) => {
-                tee::parse_tee(&response.tee).ok_or(AaError::UnknownTee(response.tee))
-            }
+            Ok(response) => tee::parse_tee(&response.tee).ok_or(AaError::UnknownTee(response.tee)),
             Err(e) => Err(self.failed(Call::TeeType, e).await),
         }
     }

@@ -48,8 +48,10 @@ impl MarkedConnector {
             _ => 80,
         });
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-        let mut last_error =
-            io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
+        let mut last_error = io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        );
         for addr in addrs {
             match tokio::time::timeout(self.connect_timeout, self.connect_addr(addr)).await {
                 Ok(Ok(stream)) => return Ok(stream),

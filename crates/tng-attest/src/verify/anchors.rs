@@ -17,8 +17,7 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Stri
 
 /// The first PEM certificate of the file at `path` (point it at the CA certificate).
 pub fn first_pem_certificate(path: &Path) -> Result<CertificateDer<'static>, String> {
-    let text =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     pem_certificates(&text)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .into_iter()
@@ -42,9 +41,7 @@ impl TrustAnchors {
             .map(|(i, cert)| {
                 webpki::anchor_from_trusted_cert(cert)
                     .map(|anchor| anchor.to_owned())
-                    .map_err(|e| {
-                        VerifyError::InvalidTrustAnchor(format!("certificate #{i}: {e}"))
-                    })
+                    .map_err(|e| VerifyError::InvalidTrustAnchor(format!("certificate #{i}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { certs, anchors })

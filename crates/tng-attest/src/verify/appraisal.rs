@@ -45,7 +45,9 @@ pub(crate) fn runtime_data(
     let root = Value::Object(claims.clone());
     match root.pointer(path) {
         Some(Value::Object(map)) => Ok(map.clone()),
-        _ => Err(VerifyError::RuntimeDataMissing(path.trim_start_matches('/').replace('/', "."))),
+        _ => Err(VerifyError::RuntimeDataMissing(
+            path.trim_start_matches('/').replace('/', "."),
+        )),
     }
 }
 
@@ -103,7 +105,9 @@ fn ear_policy_ids(claims: &Map<String, Value>) -> Result<BTreeSet<String>, Verif
             name: name.clone(),
             reason: reason.to_owned(),
         };
-        let submod = submod.as_object().ok_or_else(|| malformed("not an object"))?;
+        let submod = submod
+            .as_object()
+            .ok_or_else(|| malformed("not an object"))?;
         let policy_id = submod
             .get("ear.appraisal-policy-id")
             .and_then(Value::as_str)

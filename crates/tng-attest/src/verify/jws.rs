@@ -76,10 +76,18 @@ impl Curve {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PublicKey {
     /// Uncompressed point `0x04 ‖ x ‖ y`, coordinates left-padded to the field size.
-    Ec { curve: Curve, point: Vec<u8> },
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+    },
     /// Big-endian modulus and exponent without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    Ed25519 { x: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ed25519 {
+        x: Vec<u8>,
+    },
 }
 
 pub(crate) fn parse(token: &str) -> Result<Jws<'_>, VerifyError> {

@@ -67,9 +67,7 @@ pub(crate) fn endorse(
                 .ok_or_else(|| VerifyError::InvalidX5c(format!("entry {i} is not base64")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (leaf, intermediates) = chain
-        .split_first()
-        .ok_or(VerifyError::MissingX5c)?;
+    let (leaf, intermediates) = chain.split_first().ok_or(VerifyError::MissingX5c)?;
     let end_entity = webpki::EndEntityCert::try_from(leaf)
         .map_err(|e| VerifyError::InvalidX5c(format!("the leaf certificate: {e}")))?;
     let spki = end_entity.subject_public_key_info();

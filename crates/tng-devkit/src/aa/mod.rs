@@ -34,7 +34,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let agent = service::SampleAgent {
         register: args.measure_register.unwrap_or_default(),
     };
-    let services = proto::attestation_agent_ttrpc::create_attestation_agent_service(Arc::new(agent));
+    let services =
+        proto::attestation_agent_ttrpc::create_attestation_agent_service(Arc::new(agent));
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut server = ttrpc::asynchronous::Server::new()

@@ -59,7 +59,13 @@ mod tests {
         let challenger = challenger();
         let body = challenger.issue(1_000);
         let jwt = body["extra-params"]["jwt"].as_str().expect("jwt");
-        assert_eq!(STANDARD.decode(body["nonce"].as_str().expect("nonce")).expect("b64").len(), 32);
+        assert_eq!(
+            STANDARD
+                .decode(body["nonce"].as_str().expect("nonce"))
+                .expect("b64")
+                .len(),
+            32
+        );
         assert!(challenger.check(jwt, 1_000).is_ok());
         assert!(challenger.check(jwt, 1_299).is_ok());
         assert!(challenger.check(jwt, 1_300).is_err());

@@ -80,7 +80,7 @@ pub fn claims(now: u64, lifetime_seconds: u64, submodules: &[Submodule]) -> Valu
         "iat": now,
         "exp": now + lifetime_seconds,
         "ear.verifier-id": {
-            "developer": "https://github.com/inclavare-containers/TNG",
+            "developer": "tng-devkit sample attestation service",
             "build": concat!("tng-devkit ", env!("CARGO_PKG_VERSION")),
         },
         "submods": submods,
@@ -93,7 +93,11 @@ pub fn header(signer: &Signer) -> Value {
     let point = signer.key.verifying_key().to_encoded_point(false);
     let x = point.x().map(|x| jws::b64url(x)).unwrap_or_default();
     let y = point.y().map(|y| jws::b64url(y)).unwrap_or_default();
-    let x5c: Vec<String> = signer.chain_der.iter().map(|der| jws::b64url(der)).collect();
+    let x5c: Vec<String> = signer
+        .chain_der
+        .iter()
+        .map(|der| jws::b64url(der))
+        .collect();
     json!({
         "typ": "JWT",
         "alg": "ES256",

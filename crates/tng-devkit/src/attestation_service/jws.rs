@@ -53,7 +53,7 @@ pub fn verify_rs384(token: &str, key: &rsa::RsaPublicKey) -> Result<Value, Strin
     let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key.clone());
     let input_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
     verifier
-        .verify(token[..input_len].as_bytes(), &signature)
+        .verify(&token.as_bytes()[..input_len], &signature)
         .map_err(|_| "signature does not verify".to_string())?;
     decode_json(claims, "claims")
 }

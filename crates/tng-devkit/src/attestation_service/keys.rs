@@ -33,9 +33,10 @@ pub fn challenge_key() -> anyhow::Result<rsa::RsaPrivateKey> {
 pub fn signer() -> anyhow::Result<Signer> {
     let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "tng-devkit sample attestation service CA");
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        "tng-devkit sample attestation service CA",
+    );
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -46,9 +47,10 @@ pub fn signer() -> anyhow::Result<Signer> {
 
     let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut leaf_params = CertificateParams::new(Vec::<String>::new())?;
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "tng-devkit sample attestation token signer");
+    leaf_params.distinguished_name.push(
+        DnType::CommonName,
+        "tng-devkit sample attestation token signer",
+    );
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf_params.use_authority_key_identifier_extension = true;
     let issuer = Issuer::new(ca_params, ca_key);

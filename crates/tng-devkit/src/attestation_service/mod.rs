@@ -59,10 +59,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let workdir = args.workdir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("tng-devkit-as-{}", std::process::id()))
     });
-    let (challenge_key, signer) = tokio::task::spawn_blocking(|| {
-        anyhow::Ok((keys::challenge_key()?, keys::signer()?))
-    })
-    .await??;
+    let (challenge_key, signer) =
+        tokio::task::spawn_blocking(|| anyhow::Ok((keys::challenge_key()?, keys::signer()?)))
+            .await??;
     let files = signer.write_files(&workdir)?;
     let service = Arc::new(evaluate::Service {
         challenger: challenge::Challenger::new(challenge_key),

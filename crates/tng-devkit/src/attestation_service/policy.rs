@@ -59,11 +59,15 @@ impl Policies {
     // A panic while holding the lock cannot leave the map half-written (inserts and removes
     // are single calls), so a poisoned lock is still safe to use.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, String>> {
-        self.by_id.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_id
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, String>> {
-        self.by_id.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_id
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -108,7 +112,9 @@ pub fn evaluate(rego: &str, input: &Value) -> Result<BTreeMap<&'static str, i64>
         let number = value
             .as_i64()
             .filter(|n| (-128..=127).contains(n))
-            .ok_or_else(|| format!("trust claim {name} = {value} is not an integer in -128..=127"))?;
+            .ok_or_else(|| {
+                format!("trust claim {name} = {value} is not an integer in -128..=127")
+            })?;
         claims.insert(name, number);
     }
     if claims.is_empty() {
@@ -125,7 +131,10 @@ mod tests {
     #[test]
     fn default_policy_affirms_sample_and_not_others() {
         let claims = evaluate(DEFAULT_POLICY, &json!({"sample": {"svn": "1"}})).expect("ok");
-        assert_eq!(claims.values().copied().collect::<Vec<_>>(), vec![2, 2, 2, 2]);
+        assert_eq!(
+            claims.values().copied().collect::<Vec<_>>(),
+            vec![2, 2, 2, 2]
+        );
         let claims = evaluate(DEFAULT_POLICY, &json!({"tdx": {}})).expect("ok");
         assert_eq!(claims["hardware"], 97);
     }
@@ -140,7 +149,9 @@ mod tests {
     #[test]
     fn broken_or_empty_policies_are_refused() {
         let policies = Policies::with_default();
-        assert!(policies.set("x", "package policy\nthis is not rego".into()).is_err());
+        assert!(policies
+            .set("x", "package policy\nthis is not rego".into())
+            .is_err());
         assert!(evaluate("package other\nhardware := 2\n", &json!({})).is_err());
         assert!(evaluate("package policy\nhardware := \"high\"\n", &json!({})).is_err());
     }

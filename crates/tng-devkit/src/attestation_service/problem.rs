@@ -43,7 +43,12 @@ impl Problem {
     }
 
     pub fn invalid_evidence(detail: String) -> Self {
-        Self::new(422, "AS.EVIDENCE.INVALID", "Evidence verification failed", detail)
+        Self::new(
+            422,
+            "AS.EVIDENCE.INVALID",
+            "Evidence verification failed",
+            detail,
+        )
     }
 
     pub fn binding_mismatch(detail: String) -> Self {

@@ -43,16 +43,14 @@ enum WireRuntimeData {
     Structured(Value),
 }
 
+/// `init_data` (and v1.5.2's `init_data_hash_algorithm`) are accepted and ignored: the sample
+/// verifiers upstream do not check init data either.
 #[derive(Deserialize)]
 struct WireIndividual {
     tee: String,
     evidence: String,
     #[serde(default)]
     runtime_data: Option<WireRuntimeData>,
-    // Init data is accepted but not checked, like the sample verifier upstream.
-    #[serde(default)]
-    #[allow(dead_code)]
-    init_data: Option<Value>,
     #[serde(default)]
     runtime_data_hash_algorithm: Option<String>,
 }
@@ -108,9 +106,11 @@ impl TryFrom<WireIndividual> for Individual {
         let runtime_data = match wire.runtime_data {
             None => RuntimeData::Absent,
             Some(WireRuntimeData::Structured(value)) => RuntimeData::Structured(value),
-            Some(WireRuntimeData::Raw(text)) => RuntimeData::Raw(decode_base64(&text).ok_or_else(
-                || Problem::invalid_request("runtime_data.raw is not base64url".into()),
-            )?),
+            Some(WireRuntimeData::Raw(text)) => {
+                RuntimeData::Raw(decode_base64(&text).ok_or_else(|| {
+                    Problem::invalid_request("runtime_data.raw is not base64url".into())
+                })?)
+            }
         };
         let hash = match wire.runtime_data_hash_algorithm.as_deref() {
             None | Some("sha384") => HashAlgorithm::Sha384,
@@ -186,6 +186,9 @@ mod tests {
     fn missing_tee_is_named() {
         let problem = parse(br#"{"evidence": ""}"#).expect_err("invalid");
         assert_eq!(problem.status, 400);
-        assert!(problem.detail.contains("missing field `tee`"), "{problem:?}");
+        assert!(
+            problem.detail.contains("missing field `tee`"),
+            "{problem:?}"
+        );
     }
 }

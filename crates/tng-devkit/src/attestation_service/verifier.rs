@@ -56,8 +56,9 @@ pub struct Verified {
 }
 
 pub fn verify(tee: &str, evidence: &[u8], expected: Option<&[u8]>) -> Result<Verified, Problem> {
-    let evidence: Map<String, Value> = serde_json::from_slice(evidence)
-        .map_err(|err| Problem::invalid_evidence(format!("{tee} evidence is not a JSON object: {err}")))?;
+    let evidence: Map<String, Value> = serde_json::from_slice(evidence).map_err(|err| {
+        Problem::invalid_evidence(format!("{tee} evidence is not a JSON object: {err}"))
+    })?;
     let svn = evidence
         .get("svn")
         .filter(|svn| !svn.is_null())
@@ -83,7 +84,9 @@ pub fn verify(tee: &str, evidence: &[u8], expected: Option<&[u8]>) -> Result<Ver
             let register = evidence
                 .get("measure_register")
                 .and_then(Value::as_str)
-                .ok_or_else(|| Problem::invalid_evidence("sample evidence has no measure_register".into()))?;
+                .ok_or_else(|| {
+                    Problem::invalid_evidence("sample evidence has no measure_register".into())
+                })?;
             match hex::decode(register) {
                 Ok(bytes) if bytes.len() == 32 => {}
                 _ => {
@@ -148,7 +151,10 @@ mod tests {
         assert_eq!(ok.claims["svn"], "1");
         assert_eq!(ok.report_data, digest);
         let mismatch = verify("sample", &evidence(&[8u8; 48], &register), Some(&digest));
-        assert_eq!(mismatch.err().map(|p| p.code), Some("AS.EVIDENCE.BINDING_MISMATCH"));
+        assert_eq!(
+            mismatch.err().map(|p| p.code),
+            Some("AS.EVIDENCE.BINDING_MISMATCH")
+        );
         let short = verify("sample", &evidence(&digest, "00"), Some(&digest));
         assert_eq!(short.err().map(|p| p.code), Some("AS.EVIDENCE.INVALID"));
         let no_svn = br#"{"report_data":"AA==","measure_register":""}"#;

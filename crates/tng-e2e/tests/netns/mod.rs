@@ -37,11 +37,15 @@ pub fn can_run(test: &str) -> bool {
         println!("[e2e] {test}: not root but CI is set: running anyway (expect failures)");
         return true;
     }
-    eprintln!();
-    eprintln!("##############################################################################");
-    eprintln!("### SKIP {test}: needs root (network namespaces, iptables, nginx, tcpdump).");
-    eprintln!("### Run as root, or set CI=true to force it (it then fails instead of skipping).");
-    eprintln!("##############################################################################");
+    // Written to the real stderr: the test harness captures `eprintln!` of passing tests,
+    // and a skip must never be silent.
+    let banner = "#".repeat(78);
+    let message = format!(
+        "\n{banner}\n### SKIP {test}: needs root (network namespaces, iptables, nginx, \
+         tcpdump).\n### Run as root, or set CI=true to force it (it then fails instead of \
+         skipping).\n{banner}\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
     false
 }
 
@@ -221,7 +225,8 @@ impl Topology {
     /// A `Command` that runs `program args` inside the namespace.
     pub fn command(&self, side: Side, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.ns(side), program]).args(args);
+        cmd.args(["netns", "exec", self.ns(side), program])
+            .args(args);
         cmd
     }
 
@@ -277,7 +282,10 @@ impl Topology {
         let _ = fs::remove_file(&body_file);
         HttpResult {
             curl_exit: out.status.code().unwrap_or(-1),
-            status: String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0),
+            status: String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0),
             body: String::from_utf8_lossy(&body).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -305,8 +313,11 @@ impl Topology {
     pub fn hosts_file(&mut self, side: Side, entries: &str) {
         let dir = PathBuf::from("/etc/netns").join(self.ns(side));
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        fs::write(dir.join("hosts"), format!("127.0.0.1 localhost\n{entries}\n"))
-            .expect("write hosts");
+        fs::write(
+            dir.join("hosts"),
+            format!("127.0.0.1 localhost\n{entries}\n"),
+        )
+        .expect("write hosts");
         self.etc_dirs.push(dir);
     }
 
@@ -327,16 +338,15 @@ impl Topology {
             .join("\n")
     }
 
-    /// `ip rule` plus `ip route show table 239` (the ingress' policy routing).
+    /// `ip rule` plus the routes of table 239 (the ingress' policy routing). A table that
+    /// never existed ("FIB table does not exist") and an emptied one both read as empty: the
+    /// kernel keeps a FIB table once created, which routes nothing.
     pub fn routing_state(&self, side: Side) -> String {
-        let rules = self.exec(side, &["ip", "rule"]);
+        let rules = self.exec_ok(side, &["ip", "rule"]);
         let routes = self.exec(side, &["ip", "route", "show", "table", "239"]);
         format!(
-            "ip rule:\n{}{}\ntable 239:\n{}{}",
-            String::from_utf8_lossy(&rules.stdout),
-            String::from_utf8_lossy(&rules.stderr),
-            String::from_utf8_lossy(&routes.stdout),
-            String::from_utf8_lossy(&routes.stderr)
+            "ip rule:\n{rules}\ntable 239:\n{}",
+            String::from_utf8_lossy(&routes.stdout)
         )
     }
 
@@ -359,7 +369,9 @@ impl Drop for Topology {
     fn drop(&mut self) {
         for side in [Side::Client, Side::Gateway, Side::Server] {
             for pid in self.pids(side) {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
         }
         // Give the kernel a moment to reap them so the namespaces go away entirely.
@@ -545,23 +557,33 @@ impl NsTng {
         name: &str,
         mut config: Value,
         control_port: u16,
-        rust_log: &str,
+        env: &[(&str, &str)],
     ) -> NsTng {
         config["control_interface"] =
             serde_json::json!({"restful": {"host": "127.0.0.1", "port": control_port}});
-        let config_path = topo.unique(&format!("{name}-config")).with_extension("json");
-        fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap())
-            .expect("write config");
+        let config_path = topo
+            .unique(&format!("{name}-config"))
+            .with_extension("json");
+        fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).expect("write config");
         let log_file = topo.unique(&format!("{name}-tng")).with_extension("log");
         let tng = bin("tng").display().to_string();
         let log_arg = log_file.display().to_string();
         let conf_arg = config_path.display().to_string();
-        let mut cmd = topo.command(
-            side,
-            &tng,
-            &["--log-file", &log_arg, "launch", "--config-file", &conf_arg],
-        );
-        cmd.env("RUST_LOG", rust_log);
+        // `env` (found before the environment changes) sets the variables for tng only, so
+        // e.g. a PATH without iptables does not keep `ip netns exec` itself from working.
+        let mut args: Vec<String> = vec!["RUST_LOG=info,tng=debug".to_string()];
+        args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        args.extend([
+            tng,
+            "--log-file".into(),
+            log_arg,
+            "launch".into(),
+            "--config-file".into(),
+            conf_arg,
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = topo.command(side, "/usr/bin/env", &args);
+        cmd.env_remove("RUST_LOG");
         println!(
             "[e2e] {name} in {}: config {} log {}",
             topo.ns(side),
@@ -579,8 +601,14 @@ impl NsTng {
     }
 
     /// Starts `tng` and waits (20 s) for `/readyz` = 200, asked from inside the namespace.
-    pub fn launch(topo: &Topology, side: Side, name: &str, config: Value, control_port: u16) -> NsTng {
-        let mut tng = NsTng::spawn(topo, side, name, config, control_port, "info,tng=debug");
+    pub fn launch(
+        topo: &Topology,
+        side: Side,
+        name: &str,
+        config: Value,
+        control_port: u16,
+    ) -> NsTng {
+        let mut tng = NsTng::spawn(topo, side, name, config, control_port, &[]);
         tng.wait_ready(topo);
         tng
     }
@@ -626,6 +654,19 @@ impl NsTng {
         status.code()
     }
 
+    /// Sends `sig` (`TERM`, `INT`, …) and waits (15 s): the exit code.
+    pub fn stop_with(&mut self, sig: &str) -> Option<i32> {
+        self.proc.signal(sig);
+        match self.proc.wait_timeout(Duration::from_secs(15)) {
+            Some(status) => status.code(),
+            None => panic!(
+                "{} ignored SIG{sig} for 15 s; log:\n{}",
+                self.name,
+                self.log_tail(20)
+            ),
+        }
+    }
+
     /// SIGKILL and wait for the exit.
     pub fn kill(&mut self) {
         self.proc.signal("KILL");
@@ -638,8 +679,24 @@ impl NsTng {
 
     /// Runs a `tng launch` that must exit by itself within 15 s: `(exit code, stdout+stderr
     /// and log file)`.
-    pub fn expect_failure(topo: &Topology, side: Side, name: &str, config: Value) -> (Option<i32>, String) {
-        let mut tng = NsTng::spawn(topo, side, name, config, 9, "info");
+    pub fn expect_failure(
+        topo: &Topology,
+        side: Side,
+        name: &str,
+        config: Value,
+    ) -> (Option<i32>, String) {
+        Self::expect_failure_env(topo, side, name, config, &[])
+    }
+
+    /// [`NsTng::expect_failure`] with extra environment variables for tng.
+    pub fn expect_failure_env(
+        topo: &Topology,
+        side: Side,
+        name: &str,
+        config: Value,
+        env: &[(&str, &str)],
+    ) -> (Option<i32>, String) {
+        let mut tng = NsTng::spawn(topo, side, name, config, 9, env);
         match tng.proc.wait_timeout(Duration::from_secs(15)) {
             Some(status) => (status.code(), tng.log()),
             None => panic!(
@@ -659,13 +716,28 @@ pub struct Tcpdump {
 impl Tcpdump {
     /// Starts the capture and waits until tcpdump reports that it is listening.
     pub fn start(topo: &Topology, side: Side, iface: &str) -> Tcpdump {
-        let file = topo.unique(&format!("capture-{iface}")).with_extension("pcap");
+        let file = topo
+            .unique(&format!("capture-{iface}"))
+            .with_extension("pcap");
         let file_arg = file.display().to_string();
         let mut proc = topo.spawn(
             side,
             &format!("tcpdump-{iface}"),
             "tcpdump",
-            &["-i", iface, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", &file_arg, "tcp"],
+            &[
+                "-i",
+                iface,
+                "-n",
+                "-s",
+                "0",
+                "-U",
+                "--immediate-mode",
+                "-Z",
+                "root",
+                "-w",
+                &file_arg,
+                "tcp",
+            ],
         );
         proc.wait_for_line("listening on", Duration::from_secs(10));
         Tcpdump { proc, file }
