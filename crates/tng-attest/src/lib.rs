@@ -188,6 +188,12 @@ impl Verifier {
     }
 
     fn without_trust(config: &tng_config::Verify, so_mark: Option<u32>) -> Result<Self> {
+        if config.verify_signer_transparency {
+            // Refuse rather than silently skip a check the operator asked for.
+            return Err(Error::Config(
+                "verify_signer_transparency is not supported by this implementation".into(),
+            ));
+        }
         let as_client = config
             .as_addr
             .as_deref()

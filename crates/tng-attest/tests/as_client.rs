@@ -316,3 +316,26 @@ fn invalid_addresses_and_headers_are_refused() {
         Err(AsError::InvalidHeader(_))
     ));
 }
+
+/// The gateway marks its AS sockets (`so_mark`) so capture never catches them. Setting a mark
+/// needs CAP_NET_ADMIN (CI runs as root); without it the error names the cause.
+#[tokio::test]
+async fn marked_sockets_reach_the_service() {
+    let server = CannedServer::start(|_| {
+        (
+            StatusCode::OK,
+            "application/json",
+            json!({"extra-params": {"jwt": "marked.jwt.x"}}).to_string(),
+        )
+    })
+    .await;
+    let client = AsClient::new(&server.url(), &BTreeMap::new(), Some(565)).expect("client");
+    match client.challenge().await {
+        Ok(jwt) => assert_eq!(jwt, "marked.jwt.x"),
+        Err(err) => {
+            let text = err.to_string();
+            assert!(text.contains("setting SO_MARK 565 failed"), "{text}");
+            eprintln!("skipped: no CAP_NET_ADMIN here ({text})");
+        }
+    }
+}

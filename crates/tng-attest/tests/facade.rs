@@ -234,6 +234,17 @@ async fn verifier_startup_needs_a_trust_source() {
     verifier.verify(&token, &expected).expect("skip mode");
     assert!(matches!(verifier.challenge().await, Err(Error::Config(_))));
 
+    // A check we do not implement is refused, not skipped.
+    let mut transparency = config.clone();
+    transparency.verify_signer_transparency = true;
+    let err = Verifier::new(&transparency, None)
+        .await
+        .expect_err("unsupported");
+    assert!(
+        err.to_string().contains("verify_signer_transparency"),
+        "{err}"
+    );
+
     // Neither as_addr nor files, not skipping.
     config.skip_as_token_cert_verify = false;
     let err = Verifier::new(&config, None).await.expect_err("no source");

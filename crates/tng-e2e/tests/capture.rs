@@ -787,13 +787,15 @@ fn several_entries_with_custom_marks_and_ports_coexist_and_clean_up() {
         ]}),
         EGRESS_CONTROL,
     );
-    // Two ingresses (ids 0 and 1): fw marks 566/567, route tables 239/240.
+    // Two ingresses (ids 0 and 1): fw marks 566/567, route tables 239/240. Their OHTTP
+    // settings differ (the second has no path rewrite: outer path `/`), so nginx shows which
+    // ingress handled a request.
     let mut ingress = NsTng::launch(
         t,
         Side::Client,
         "ingress",
         json!({"add_ingress": [
-            {"netfilter": {"capture_dst": {"port": 8080}, "listen_port": 40001},
+            {"netfilter": {"capture_dst": {"port": 8080}, "so_mark": 1234, "listen_port": 40001},
              "ohttp": rewrite, "no_ra": true},
             {"netfilter": {"capture_dst": [{"port": 9090}]}, "ohttp": {}, "no_ra": true}
         ]}),
@@ -802,6 +804,7 @@ fn several_entries_with_custom_marks_and_ports_coexist_and_clean_up() {
     let client_rules = t.iptables_state(Side::Client);
     for needle in [
         "--on-port 40001",
+        "--mark 0x4d2 -j RETURN",
         "--tproxy-mark 0x236/0xffffff",
         "--tproxy-mark 0x237/0xffffff",
         "TNG_INGRESS_1_OUTPUT_STAGE_2",
@@ -824,9 +827,10 @@ fn several_entries_with_custom_marks_and_ports_coexist_and_clean_up() {
         assert!(routing.contains(needle), "{needle}:\n{routing}");
     }
 
-    for (port, path) in [(8080u16, "/foo/one/x"), (9090, "/foo/two/x")] {
+    // Each ingress must handle exactly what its own capture_dst selected.
+    for (port, path) in [(9090u16, "/foo/two/x"), (8080, "/foo/one/x")] {
         let url = format!("http://{}:{port}{path}", t.gw_ip);
-        let r = t.http(Side::Client, &[&url]);
+        let r = t.http(Side::Client, &["--max-time", "5", &url]);
         assert_eq!(r.status, 200, "{url}: {r:?}\n{}", ingress.log_tail(20));
         assert_eq!(r.body, format!("hello from backend: GET {path}"));
     }
@@ -840,11 +844,18 @@ fn several_entries_with_custom_marks_and_ports_coexist_and_clean_up() {
         .filter(|e| e.api == "/tng/tunnel")
         .map(|e| (e.port, e.uri.as_str()))
         .collect();
-    assert_eq!(
-        tunnels,
-        [(8080, "/foo/one"), (9090, "/foo/two")],
-        "{entries:#?}"
-    );
+    assert_eq!(tunnels, [(9090, "/"), (8080, "/foo/one")], "{entries:#?}");
+    let log = ingress.log();
+    for (listener, path) in [
+        ("ingress0:40001", "/foo/one/x"),
+        ("ingress1:", "/foo/two/x"),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("listener={listener}")) && l.contains(path)),
+            "{path} was not handled by {listener}:\n{log}"
+        );
+    }
     assert!(entries.iter().all(|e| e.method == "POST"), "{entries:#?}");
 
     assert_eq!(ingress.stop(), Some(0), "{}", ingress.log_tail(20));
