@@ -102,7 +102,8 @@ impl IngressRules {
         }
         let _ = writeln!(
             r,
-            "-A {pre} -p tcp -j TPROXY --on-port {} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff",
+            // Only packets this ingress marked: with several ingresses each takes its own.
+            "-A {pre} -p tcp -m mark --mark {mark}/0xffffff -j TPROXY --on-port {} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff",
             self.listen_port
         );
         // Our own outbound connections carry so_mark and must never loop back into us.
@@ -244,7 +245,7 @@ mod tests {
              -A TNG_INGRESS_0_OUTPUT_STAGE_1 -m addrtype --dst-type LOCAL -j RETURN\n\
              -A TNG_INGRESS_0_OUTPUT_STAGE_1 -m addrtype ! --dst-type UNICAST -j RETURN\n\
              -A TNG_INGRESS_0_OUTPUT_STAGE_1 -m addrtype ! --src-type LOCAL -j RETURN\n\
-             -A TNG_INGRESS_0_PREROUTING -p tcp -j TPROXY --on-port 40001 --on-ip 127.0.0.1 --tproxy-mark 566/0xffffff\n\
+             -A TNG_INGRESS_0_PREROUTING -p tcp -m mark --mark 566/0xffffff -j TPROXY --on-port 40001 --on-ip 127.0.0.1 --tproxy-mark 566/0xffffff\n\
              -A TNG_INGRESS_0_OUTPUT_STAGE_1 -p tcp -m mark --mark 565 -j RETURN\n\
              -A TNG_INGRESS_0_OUTPUT_STAGE_1 -j TNG_INGRESS_0_OUTPUT_STAGE_2\n\
              -A TNG_INGRESS_0_OUTPUT_STAGE_2 -p tcp --dport 8080 -j MARK --set-xmark 566/0xffffff\n\

@@ -68,17 +68,24 @@ where
         } else if first {
             // Send the head at once (a streaming body may take long to produce its first
             // byte), but fold in the first frame when it is already there: small messages
-            // then travel as a single sealed chunk.
-            match self.body.frame().now_or_never() {
+            // then travel as a single sealed chunk. The body usually arrives together with
+            // the head, and one scheduler pass lets its connection task hand it over.
+            match self.ready_frame() {
                 Some(frame) => frame,
-                None => return self.emit(false, None),
+                None => {
+                    tokio::task::yield_now().await;
+                    match self.ready_frame() {
+                        Some(frame) => frame,
+                        None => return self.emit(false, None),
+                    }
+                }
             }
         } else {
-            self.body.frame().await
+            self.body.frame().await.map(|r| r.map_err(Into::into))
         };
         match frame {
             None => self.emit(true, None),
-            Some(Err(err)) => Err(err.into()),
+            Some(Err(err)) => Err(err),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     bhttp::encode_data(&data, &mut self.plain);
@@ -91,6 +98,13 @@ where
                 }
             },
         }
+    }
+
+    fn ready_frame(&mut self) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.body
+            .frame()
+            .now_or_never()
+            .map(|frame| frame.map(|r| r.map_err(Into::into)))
     }
 
     fn emit(&mut self, last: bool, trailers: Option<HeaderMap>) -> Result<Bytes, BoxError> {
