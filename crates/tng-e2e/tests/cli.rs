@@ -55,6 +55,17 @@ fn bad_configs_exit_1_with_one_exact_line() {
             r#"{"add_egress": [{"no_ra": true}]}"#.into(),
             "add_egress[0]: no mode given: expected one of mapping, netfilter",
         ),
+        // Refused until remote attestation is wired in: never silently run without it.
+        (
+            format!(
+                r#"{{"add_ingress": [{{"mapping": {MAPPING}, "ohttp": {{}}, "verify": {{"as_addr": "http://127.0.0.1:1", "policy_ids": ["default"]}}}}]}}"#
+            ),
+            "add_ingress[0].verify: remote attestation is not supported yet by this build (\"no_ra\": true runs without it, for testing only)",
+        ),
+        (
+            egress(r#", "ohttp": {"key": {"source": "peer_shared", "rotation_interval": 5, "no_ra": true}}"#),
+            "add_egress[0].ohttp.key.source: \"peer_shared\" is not supported yet",
+        ),
     ];
     let mut mismatches = Vec::new();
     for (config, message) in &table {

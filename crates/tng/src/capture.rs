@@ -67,6 +67,19 @@ impl Drop for Capture {
     }
 }
 
+/// What both sides check before touching the system: the tools exist, and so do the cgroup v2
+/// hierarchy and the ipsets the rules will name.
+fn prepare(
+    field: &str,
+    need_ip: bool,
+    dsts: &[CaptureDst],
+    cgroups: &[String],
+    excluded: &[String],
+) -> anyhow::Result<Selection> {
+    iptables::check_tools(need_ip).with_context(|| field.to_string())?;
+    selection(dsts, cgroups, excluded, field)
+}
+
 fn selection(
     dsts: &[CaptureDst],
     cgroups: &[String],
@@ -110,12 +123,12 @@ pub fn ingress_netfilter(
     config: &IngressNetfilter,
 ) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_ingress[{id}].netfilter");
-    iptables::check_tools(true).with_context(|| field.clone())?;
-    let selection = selection(
+    let selection = prepare(
+        &field,
+        true,
         &config.capture_dst,
         &config.capture_cgroup,
         &config.nocapture_cgroup,
-        &field,
     )?;
     let addr = SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::LOCALHOST,
@@ -150,12 +163,12 @@ pub fn egress_netfilter(
     config: &EgressNetfilter,
 ) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_egress[{id}].netfilter");
-    iptables::check_tools(false).with_context(|| field.clone())?;
-    let selection = selection(
+    let selection = prepare(
+        &field,
+        false,
         &config.capture_dst,
         &config.capture_cgroup,
         &config.nocapture_cgroup,
-        &field,
     )?;
     let addr = SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::UNSPECIFIED,

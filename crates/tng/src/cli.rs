@@ -84,7 +84,9 @@ fn load_config(command: &Command) -> Result<tng_config::Config, String> {
         // clap's argument group already enforces exactly one source.
         _ => return Err("exactly one of --config-file or --config-content is required".into()),
     };
-    tng_config::parse(&text).map_err(|e| format!("invalid configuration: {e}"))
+    let config = tng_config::parse(&text).map_err(|e| format!("invalid configuration: {e}"))?;
+    crate::runtime::check_supported(&config).map_err(|e| format!("invalid configuration: {e}"))?;
+    Ok(config)
 }
 
 fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {

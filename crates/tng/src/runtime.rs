@@ -171,6 +171,42 @@ impl Status {
     }
 }
 
+/// Refuses, before anything is bound, what the configuration may say but this build does not
+/// do yet. Remote attestation above all: running without it when the operator asked for it
+/// would silently drop the security guarantee.
+pub fn check_supported(config: &Config) -> anyhow::Result<()> {
+    let entries = config
+        .ingress
+        .iter()
+        .map(|i| ("add_ingress", i.id, &i.ra, i.ohttp.is_some(), None))
+        .chain(config.egress.iter().map(|e| {
+            let key = e.ohttp.as_ref().map(|o| &o.key);
+            ("add_egress", e.id, &e.ra, e.ohttp.is_some(), key)
+        }));
+    for (kind, id, ra, has_ohttp, key) in entries {
+        for (field, present) in [
+            ("attest", ra.attest.is_some()),
+            ("verify", ra.verify.is_some()),
+        ] {
+            if present {
+                anyhow::bail!(
+                    "{kind}[{id}].{field}: remote attestation is not supported yet by this build \
+                     (\"no_ra\": true runs without it, for testing only)"
+                );
+            }
+        }
+        if !has_ohttp {
+            anyhow::bail!(
+                "{kind}[{id}]: the rats_tls transport (no `ohttp` object) is not supported yet"
+            );
+        }
+        if let Some(tng_config::KeySource::PeerShared(_)) = key {
+            anyhow::bail!("{kind}[{id}].ohttp.key.source: \"peer_shared\" is not supported yet");
+        }
+    }
+    Ok(())
+}
+
 pub fn passthrough(list: &HeaderList) -> HeaderPassthrough {
     match list {
         HeaderList::All => HeaderPassthrough::All,

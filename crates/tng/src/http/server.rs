@@ -12,7 +12,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
@@ -47,13 +47,7 @@ where
     let conn = builder
         .serve_connection(TokioIo::new(io), service(handler))
         .into_owned();
-    let result = match watcher {
-        Some(watcher) => watcher.watch(conn).await,
-        None => conn.await,
-    };
-    if let Err(err) = result {
-        debug!("connection ended with error: {err}");
-    }
+    run_watched(conn, watcher).await;
 }
 
 /// Like [`serve_connection`], for servers that answer `CONNECT` and hand the upgraded
@@ -68,7 +62,19 @@ where
     let conn = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service(handler))
         .into_owned();
-    if let Err(err) = watcher.watch(conn).await {
+    run_watched(conn, Some(watcher)).await;
+}
+
+async fn run_watched<C>(conn: C, watcher: Option<Watcher>)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let result = match watcher {
+        Some(watcher) => watcher.watch(conn).await,
+        None => conn.await,
+    };
+    if let Err(err) = result {
         debug!("connection ended with error: {err}");
     }
 }
