@@ -55,12 +55,12 @@ fn bad_configs_exit_1_with_one_exact_line() {
             r#"{"add_egress": [{"no_ra": true}]}"#.into(),
             "add_egress[0]: no mode given: expected one of mapping, netfilter",
         ),
-        // Refused until remote attestation is wired in: never silently run without it.
+        // Refused until client attestation is wired in: never silently run without it.
         (
             format!(
-                r#"{{"add_ingress": [{{"mapping": {MAPPING}, "ohttp": {{}}, "verify": {{"as_addr": "http://127.0.0.1:1", "policy_ids": ["default"]}}}}]}}"#
+                r#"{{"add_ingress": [{{"mapping": {MAPPING}, "ohttp": {{}}, "attest": {{"aa_addr": "unix:///run/aa.sock"}}}}]}}"#
             ),
-            "add_ingress[0].verify: remote attestation is not supported yet by this build (\"no_ra\": true runs without it, for testing only)",
+            "add_ingress[0].attest: client attestation (an attesting ingress verified by the egress) is not supported yet by this build",
         ),
         (
             egress(r#", "ohttp": {"key": {"source": "peer_shared", "rotation_interval": 5, "no_ra": true}}"#),

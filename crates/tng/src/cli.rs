@@ -104,7 +104,10 @@ fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
         }
-        None => builder.init(),
+        // Colours only for a human at a terminal, never into files or pipes.
+        None => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
     }
     Ok(())
 }

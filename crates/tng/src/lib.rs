@@ -13,6 +13,7 @@
 //! - [`control`] serves `/livez`, `/readyz` and `/status/...`.
 #![forbid(unsafe_code)]
 
+pub mod attestation;
 pub mod capture;
 pub mod cli;
 pub mod control;

@@ -172,8 +172,8 @@ impl Status {
 }
 
 /// Refuses, before anything is bound, what the configuration may say but this build does not
-/// do yet. Remote attestation above all: running without it when the operator asked for it
-/// would silently drop the security guarantee.
+/// do yet. Attestation above all: running without it when the operator asked for it would
+/// silently drop the security guarantee.
 pub fn check_supported(config: &Config) -> anyhow::Result<()> {
     let entries = config
         .ingress
@@ -184,16 +184,22 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
             ("add_egress", e.id, &e.ra, e.ohttp.is_some(), key)
         }));
     for (kind, id, ra, has_ohttp, key) in entries {
-        for (field, present) in [
-            ("attest", ra.attest.is_some()),
-            ("verify", ra.verify.is_some()),
-        ] {
-            if present {
-                anyhow::bail!(
-                    "{kind}[{id}].{field}: remote attestation is not supported yet by this build \
-                     (\"no_ra\": true runs without it, for testing only)"
-                );
-            }
+        // Client attestation (an attesting ingress, a verifying egress) is not wired yet.
+        let unsupported = if kind == "add_ingress" {
+            ra.attest.is_some()
+        } else {
+            ra.verify.is_some()
+        };
+        if unsupported {
+            let field = if kind == "add_ingress" {
+                "attest"
+            } else {
+                "verify"
+            };
+            anyhow::bail!(
+                "{kind}[{id}].{field}: client attestation (an attesting ingress verified by the egress) \
+                 is not supported yet by this build"
+            );
         }
         if !has_ohttp {
             anyhow::bail!(

@@ -5,7 +5,10 @@ use std::time::UNIX_EPOCH;
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tng_ohttp::api::{HpkeKeyConfig, KeyConfigRequest, KeyConfigResponse};
+use tng_attest::Model;
+use tng_ohttp::api::{
+    AttestationInfo, AttestationRequest, HpkeKeyConfig, KeyConfigRequest, KeyConfigResponse,
+};
 
 use super::EgressContext;
 use crate::error::TngError;
@@ -19,6 +22,9 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, TngError> {
     let (parts, body) = req.into_parts();
+    let mut request = KeyConfigRequest {
+        attestation_request: None,
+    };
     // No content-type means "no body", like `{"attestation_request": null}` (upstream does so).
     if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
         let is_json = content_type.to_str().is_ok_and(|v| {
@@ -36,10 +42,8 @@ pub async fn serve(
         let bytes = read_small(body, MAX_REQUEST_BYTES)
             .await
             .map_err(|e| bad_payload(&format!("cannot read the request body: {e}")))?;
-        let _request: KeyConfigRequest = serde_json::from_slice(&bytes)
+        request = serde_json::from_slice(&bytes)
             .map_err(|e| bad_payload(&format!("invalid key-config request: {e}")))?;
-        // Attestation of this egress is not configured, so any attestation request is answered
-        // with `attestation_info: null`; a verifying ingress then refuses the key, as it must.
     }
     let (key, expire_at) = context.keys.client_visible().ok_or_else(|| {
         TngError::new(
@@ -52,9 +56,15 @@ pub async fn serve(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let hpke_key_config = HpkeKeyConfig::new(std::slice::from_ref(key.config()), expire_timestamp);
+    let attestation_info = match (&context.attester, request.attestation_request) {
+        // Nobody asked, or we do not attest: a verifying ingress then refuses the key itself.
+        (None, _) | (_, None) => None,
+        (Some(attester), Some(wanted)) => Some(attest(attester, wanted, &hpke_key_config).await?),
+    };
     let response = KeyConfigResponse {
-        hpke_key_config: HpkeKeyConfig::new(std::slice::from_ref(key.config()), expire_timestamp),
-        attestation_info: None,
+        hpke_key_config,
+        attestation_info,
     };
     let json = serde_json::to_string(&response).map_err(|e| {
         TngError::new(
@@ -64,6 +74,55 @@ pub async fn serve(
         )
     })?;
     Ok(json_response(StatusCode::OK, json))
+}
+
+/// Evidence (background check) or a token (passport) bound to exactly the key config we return.
+async fn attest(
+    attester: &tng_attest::Attester,
+    wanted: AttestationRequest,
+    hpke_key_config: &HpkeKeyConfig,
+) -> Result<AttestationInfo, TngError> {
+    let failed = |message: String| {
+        TngError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "GenServerHpkeConfigurationResponseFailed",
+            message,
+        )
+    };
+    let key_config = serde_json::to_value(hpke_key_config).map_err(|e| failed(e.to_string()))?;
+    match (attester.model(), wanted) {
+        (Model::BackgroundCheck, AttestationRequest::BackgroundCheck { challenge_token }) => {
+            let claims = tng_attest::claims::server_claims(Some(&challenge_token), key_config);
+            let evidence = attester
+                .evidence(&claims)
+                .await
+                .map_err(|e| failed(format!("cannot get evidence: {e}")))?;
+            let evidence = serde_json::to_value(&evidence).map_err(|e| failed(e.to_string()))?;
+            Ok(AttestationInfo::BackgroundCheck {
+                evidence,
+                aa_provider: Some("coco".into()),
+            })
+        }
+        (Model::Passport, AttestationRequest::Passport) => {
+            let claims = tng_attest::claims::server_claims(None, key_config);
+            let token = attester
+                .passport_token(&claims)
+                .await
+                .map_err(|e| failed(format!("cannot get an attestation token: {e}")))?;
+            Ok(AttestationInfo::Passport {
+                attestation_result: token,
+                as_provider: Some("coco".into()),
+            })
+        }
+        (Model::Passport, AttestationRequest::BackgroundCheck { .. }) => Err(failed(
+            "Passport model is expected but background check model is requested by the client"
+                .into(),
+        )),
+        (Model::BackgroundCheck, AttestationRequest::Passport) => Err(failed(
+            "Background check model is expected but passport model is requested by the client"
+                .into(),
+        )),
+    }
 }
 
 fn bad_payload(message: &str) -> TngError {

@@ -33,6 +33,8 @@ use crate::shutdown::Shutdown;
 pub struct EgressContext {
     pub id: usize,
     pub keys: Arc<keys::KeyManager>,
+    /// Present when this egress proves its TEE (`attest`) in key-config answers.
+    pub attester: Option<Arc<tng_attest::Attester>>,
     pub backend: HttpClient,
     pub cors: Option<cors::CorsPolicy>,
     pub request_passthrough: HeaderPassthrough,
@@ -69,17 +71,24 @@ impl EgressInstance {
             .map(cors::CorsPolicy::new)
             .transpose()
             .with_context(|| format!("add_egress[{}].ohttp.cors", config.id))?;
+        let so_mark = match &config.mode {
+            EgressMode::Netfilter(n) => Some(n.so_mark),
+            EgressMode::Mapping(_) => None,
+        };
+        let attester = config
+            .ra
+            .attest
+            .as_ref()
+            .map(|attest| {
+                crate::attestation::attester(&format!("add_egress[{}]", config.id), attest, so_mark)
+            })
+            .transpose()?;
         let context = Arc::new(EgressContext {
             id: config.id,
             keys: keys.clone(),
+            attester,
             // Connections to the service are marked so the capture rules let them through.
-            backend: client::build(ConnectOptions {
-                so_mark: match &config.mode {
-                    EgressMode::Netfilter(n) => Some(n.so_mark),
-                    EgressMode::Mapping(_) => None,
-                },
-                tls: None,
-            }),
+            backend: client::build(ConnectOptions { so_mark, tls: None }),
             cors,
             request_passthrough: crate::runtime::passthrough(
                 &ohttp.header_passthrough.request_headers,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode};
-use tng_ohttp::api::{KeyConfigRequest, KeyConfigResponse, OhttpApi, API_HEADER};
+use tng_ohttp::api::{
+    AttestationInfo, AttestationRequest, KeyConfigRequest, KeyConfigResponse, OhttpApi, API_HEADER,
+};
 use tng_ohttp::keys::KeyConfig;
 use tracing::{info, warn};
 
@@ -24,6 +26,8 @@ pub const USER_AGENT: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 #[derive(Clone)]
 pub struct CachedKey {
     pub config: Arc<KeyConfig>,
+    /// The egress's verified attestation token, when this ingress verifies.
+    attestation: Option<String>,
     /// After this the key is refreshed in the background while still being used.
     refresh_at: Instant,
     /// After this the key must not be used any more.
@@ -40,13 +44,16 @@ pub struct Server {
 
 pub struct KeyCache {
     client: HttpClient,
+    /// Present when this ingress verifies the egress (`verify`): no key is used unverified.
+    verifier: Option<Arc<tng_attest::Verifier>>,
     servers: Mutex<HashMap<String, Arc<Server>>>,
 }
 
 impl KeyCache {
-    pub fn new(client: HttpClient) -> Self {
+    pub fn new(client: HttpClient, verifier: Option<Arc<tng_attest::Verifier>>) -> Self {
         Self {
             client,
+            verifier,
             servers: Mutex::new(HashMap::new()),
         }
     }
@@ -108,18 +115,7 @@ impl KeyCache {
     }
 
     async fn fetch(&self, server: &Server) -> Result<Arc<KeyConfig>, TngError> {
-        let fetched = fetch_key_config(&self.client, &server.url)
-            .await
-            .map_err(|message| {
-                TngError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "CreateOHttpClientFailed",
-                    format!(
-                        "cannot get the OHTTP key config from {}: {message}",
-                        server.url
-                    ),
-                )
-            })?;
+        let fetched = fetch_key_config(&self.client, &server.url, self.verifier.as_deref()).await?;
         let previous = server.cached();
         if previous
             .as_ref()
@@ -140,6 +136,9 @@ impl KeyCache {
                 let mut entry = serde_json::json!({ "url": s.url });
                 if let Some(cached) = s.cached() {
                     entry["server_public_key"] = hex::encode(cached.config.public_key).into();
+                    if let Some(token) = &cached.attestation {
+                        entry["server_attestation"] = token.clone().into();
+                    }
                 }
                 entry
             })
@@ -157,47 +156,82 @@ impl Server {
     }
 }
 
-async fn fetch_key_config(client: &HttpClient, url: &str) -> Result<CachedKey, String> {
+async fn fetch_key_config(
+    client: &HttpClient,
+    url: &str,
+    verifier: Option<&tng_attest::Verifier>,
+) -> Result<CachedKey, TngError> {
+    let unusable = |message: String| {
+        TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "CreateOHttpClientFailed",
+            format!("cannot get the OHTTP key config from {url}: {message}"),
+        )
+    };
+    // Background check: the challenge comes from our own Attestation Service, so the evidence
+    // the egress returns is fresh and bound to this very exchange.
+    let challenge = match verifier {
+        Some(v) if v.model() == tng_attest::Model::BackgroundCheck => {
+            Some(v.challenge().await.map_err(attestation_error)?)
+        }
+        _ => None,
+    };
+    let attestation_request = verifier.map(|_| match &challenge {
+        Some(token) => AttestationRequest::BackgroundCheck {
+            challenge_token: token.clone(),
+        },
+        None => AttestationRequest::Passport,
+    });
     let body = serde_json::to_vec(&KeyConfigRequest {
-        attestation_request: None,
+        attestation_request,
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| unusable(e.to_string()))?;
     let request = Request::post(url)
         .header(API_HEADER, OhttpApi::KeyConfig.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
         .body(full(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unusable(e.to_string()))?;
     let response = client
         .request(request)
         .await
-        .map_err(|e| crate::ingress::describe_client_error(&e))?;
+        .map_err(|e| unusable(crate::ingress::describe_client_error(&e)))?;
     let status = response.status();
     let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
         .await
-        .map_err(|e| format!("reading the key config failed: {e}"))?;
+        .map_err(|e| unusable(format!("reading the key config failed: {e}")))?;
     if !status.is_success() {
-        return Err(format!(
+        return Err(unusable(format!(
             "egress answered {status}: {}",
             String::from_utf8_lossy(&bytes)
-        ));
+        )));
     }
-    let parsed: KeyConfigResponse =
-        serde_json::from_slice(&bytes).map_err(|e| format!("invalid key config response: {e}"))?;
+    let parsed: KeyConfigResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| unusable(format!("invalid key config response: {e}")))?;
+    let token = match verifier {
+        Some(v) => Some(verify_server(v, challenge.as_deref(), &parsed, url).await?),
+        None => None,
+    };
     let configs = parsed
         .hpke_key_config
         .decode()
-        .map_err(|e| format!("invalid key config list: {e}"))?;
+        .map_err(|e| unusable(format!("invalid key config list: {e}")))?;
     let config = configs
         .into_iter()
         .next()
-        .ok_or("the egress offered no key this ingress supports")?;
+        .ok_or_else(|| unusable("the egress offered no key this ingress supports".into()))?;
     let now_wall = SystemTime::now();
-    let expire =
+    let mut expire =
         SystemTime::UNIX_EPOCH + Duration::from_secs(parsed.hpke_key_config.expire_timestamp);
+    if let Some(token) = &token {
+        // The key is only as trustworthy as the attestation vouching for it.
+        expire = expire.min(SystemTime::UNIX_EPOCH + Duration::from_secs(token.exp));
+    }
     let remaining = expire.duration_since(now_wall).unwrap_or(Duration::ZERO);
     if remaining.is_zero() {
-        return Err("the egress offered a key that has already expired".into());
+        return Err(unusable(
+            "the egress offered a key (or attestation) that has already expired".into(),
+        ));
     }
     let now = Instant::now();
     // Refresh half-way to expiry: with rotating keys the egress advertises a new key well
@@ -207,5 +241,100 @@ async fn fetch_key_config(client: &HttpClient, url: &str) -> Result<CachedKey, S
         config: Arc::new(config),
         refresh_at: now + refresh_in,
         expires_at: now + remaining,
+        attestation: token.map(|t| t.token),
     })
+}
+
+/// Checks the egress's attestation against the key config it came with. Any failure means the
+/// key is not used: no request is ever sealed to an unverified server.
+async fn verify_server(
+    verifier: &tng_attest::Verifier,
+    challenge: Option<&str>,
+    response: &KeyConfigResponse,
+    url: &str,
+) -> Result<tng_attest::VerifiedToken, TngError> {
+    let failed = |reason: String| {
+        TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "ServerAttestationFailed",
+            format!("server attestation failed: {reason}"),
+        )
+    };
+    let key_config =
+        serde_json::to_value(&response.hpke_key_config).map_err(|e| failed(e.to_string()))?;
+    let verified = match (&response.attestation_info, challenge) {
+        (Some(AttestationInfo::BackgroundCheck { evidence, .. }), Some(challenge)) => {
+            let evidence: tng_attest::CocoEvidence = serde_json::from_value(evidence.clone())
+                .map_err(|e| failed(format!("the egress sent malformed evidence: {e}")))?;
+            let expected = tng_attest::claims::server_claims(Some(challenge), key_config);
+            verifier
+                .appraise(&evidence, &expected)
+                .await
+                .map_err(attestation_error)?
+        }
+        (
+            Some(AttestationInfo::Passport {
+                attestation_result, ..
+            }),
+            None,
+        ) => {
+            let expected = tng_attest::claims::server_claims(None, key_config);
+            verifier
+                .verify(attestation_result, &expected)
+                .map_err(attestation_error)?
+        }
+        (None, _) => {
+            return Err(failed(
+                "the egress sent no attestation (attestation_info is null; does it have `attest`?)"
+                    .into(),
+            ))
+        }
+        (Some(AttestationInfo::Passport { .. }), Some(_)) => return Err(failed(
+            "model mismatch: background-check evidence expected, the egress sent a passport token"
+                .into(),
+        )),
+        (Some(AttestationInfo::BackgroundCheck { .. }), None) => return Err(failed(
+            "model mismatch: a passport token expected, the egress sent background-check evidence"
+                .into(),
+        )),
+    };
+    let status = verified
+        .claims
+        .get("submods")
+        .and_then(|s| s.as_object())
+        .map(|submods| {
+            submods
+                .iter()
+                .map(|(name, m)| {
+                    format!(
+                        "{name}={}",
+                        m.get("ear.status").and_then(|v| v.as_str()).unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    info!(%url, ear_status = %status, policy_ids = ?verified.policy_ids, exp = verified.exp, "server attestation verified");
+    Ok(verified)
+}
+
+/// An unreachable Attestation Service is a temporary condition (503); everything else is a
+/// verdict about the server (502).
+fn attestation_error(err: tng_attest::Error) -> TngError {
+    if matches!(
+        err,
+        tng_attest::Error::As(tng_attest::AsError::Unreachable { .. })
+    ) {
+        return TngError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AttestationServiceUnavailable",
+            format!("server attestation failed: {err}"),
+        );
+    }
+    TngError::new(
+        StatusCode::BAD_GATEWAY,
+        "ServerAttestationFailed",
+        format!("server attestation failed: {err}"),
+    )
 }

@@ -88,7 +88,14 @@ impl IngressInstance {
             so_mark,
             tls: tls.clone(),
         });
-        let keys = Arc::new(key_cache::KeyCache::new(http_client.clone()));
+        let verifier = match &config.ra.verify {
+            Some(verify) => Some(
+                crate::attestation::verifier(&format!("add_ingress[{id}]"), verify, so_mark)
+                    .await?,
+            ),
+            None => None,
+        };
+        let keys = Arc::new(key_cache::KeyCache::new(http_client.clone(), verifier));
         status.add_ingress(id, keys.clone());
         let context = Arc::new(IngressContext {
             id,
