@@ -1,8 +1,10 @@
 //! HPKE key configurations (RFC 9458 §3) and the gateway's private keys.
 
 mod pem;
+mod sender_key;
 pub(crate) mod server_key;
 
+pub use sender_key::SenderKey;
 pub use server_key::{KeyLoadError, ServerKey};
 
 /// DHKEM(X25519, HKDF-SHA256), the only KEM TNG uses.

@@ -183,24 +183,7 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
             let key = e.ohttp.as_ref().map(|o| &o.key);
             ("add_egress", e.id, &e.ra, e.ohttp.is_some(), key)
         }));
-    for (kind, id, ra, has_ohttp, key) in entries {
-        // Client attestation (an attesting ingress, a verifying egress) is not wired yet.
-        let unsupported = if kind == "add_ingress" {
-            ra.attest.is_some()
-        } else {
-            ra.verify.is_some()
-        };
-        if unsupported {
-            let field = if kind == "add_ingress" {
-                "attest"
-            } else {
-                "verify"
-            };
-            anyhow::bail!(
-                "{kind}[{id}].{field}: client attestation (an attesting ingress verified by the egress) \
-                 is not supported yet by this build"
-            );
-        }
+    for (kind, id, _ra, has_ohttp, key) in entries {
         if !has_ohttp {
             anyhow::bail!(
                 "{kind}[{id}]: the rats_tls transport (no `ohttp` object) is not supported yet"

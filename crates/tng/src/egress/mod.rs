@@ -8,6 +8,7 @@
 //!    `forward` (to the service) → `seal_response`.
 //! 4. [`router::response_filter`] — `server` header and CORS headers on every answer.
 
+pub mod background_check;
 pub mod cors;
 pub mod direct_forward;
 pub mod key_config;
@@ -35,6 +36,8 @@ pub struct EgressContext {
     pub keys: Arc<keys::KeyManager>,
     /// Present when this egress proves its TEE (`attest`) in key-config answers.
     pub attester: Option<Arc<tng_attest::Attester>>,
+    /// Present when this egress requires attested ingresses (`verify`).
+    pub verifier: Option<Arc<tng_attest::Verifier>>,
     pub backend: HttpClient,
     pub cors: Option<cors::CorsPolicy>,
     pub request_passthrough: HeaderPassthrough,
@@ -83,10 +86,22 @@ impl EgressInstance {
                 crate::attestation::attester(&format!("add_egress[{}]", config.id), attest, so_mark)
             })
             .transpose()?;
+        let verifier = match &config.ra.verify {
+            Some(verify) => Some(
+                crate::attestation::verifier(
+                    &format!("add_egress[{}]", config.id),
+                    verify,
+                    so_mark,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let context = Arc::new(EgressContext {
             id: config.id,
             keys: keys.clone(),
             attester,
+            verifier,
             // Connections to the service are marked so the capture rules let them through.
             backend: client::build(ConnectOptions { so_mark, tls: None }),
             cors,

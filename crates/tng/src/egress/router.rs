@@ -9,7 +9,7 @@ use tng_ohttp::api::{OhttpApi, API_HEADER};
 use tracing::{debug, Instrument};
 
 use super::cors::CorsPolicy;
-use super::{key_config, tunnel, EgressContext};
+use super::{background_check, key_config, tunnel, EgressContext};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
 
@@ -47,16 +47,8 @@ pub async fn route(
         let mut response = match api {
             OhttpApi::KeyConfig => key_config::serve(context, req).await,
             OhttpApi::Tunnel => tunnel::serve(context, upstream, req).await,
-            OhttpApi::BackgroundCheckChallenge => Err(TngError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ServerVerifyClientGetChallengeTokenFailed",
-                "client attestation is not required by this egress",
-            )),
-            OhttpApi::BackgroundCheckVerify => Err(TngError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ServerVerifyClientEvidenceFailed",
-                "client attestation is not required by this egress",
-            )),
+            OhttpApi::BackgroundCheckChallenge => background_check::challenge(context).await,
+            OhttpApi::BackgroundCheckVerify => background_check::verify(context, req).await,
         }
         .unwrap_or_else(|err| {
             tracing::warn!("{err}");

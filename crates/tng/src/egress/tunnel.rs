@@ -45,9 +45,9 @@ pub async fn serve(
     let (parts, mut body) = req.into_parts();
     let opened = async {
         let (metadata, rest) = read_metadata(&mut body).await?;
-        check_client_auth(&metadata)?;
+        let sender = check_client_auth(context, &metadata)?;
         let key = select_key(context, &metadata)?;
-        open_request(&mut body, rest, &key).await
+        open_request(&mut body, rest, &key, sender.as_ref()).await
     }
     .await;
     let (server_request, rest) = match opened {
@@ -150,20 +150,46 @@ fn metadata_error(err: MetadataError) -> TngError {
     TngError::new(status, code, err.to_string())
 }
 
-fn check_client_auth(metadata: &Metadata) -> Result<(), TngError> {
-    let invalid = |message: &str| {
+/// Checks the client-auth part of the metadata against this egress's `verify`. Returns the
+/// attested sender key when the request must be opened in HPKE Auth mode.
+fn check_client_auth(
+    context: &EgressContext,
+    metadata: &Metadata,
+) -> Result<Option<[u8; 32]>, TngError> {
+    let invalid = |message: String| {
         TngError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "MetadataValidateError",
             message,
         )
     };
-    match &metadata.client_auth {
-        Some(metadata::ClientAuth::NoAuth(_)) => Ok(()),
-        Some(metadata::ClientAuth::AttestedPublicKey(_)) => Err(invalid(
-            "client attestation is not required by this egress but attestation info was provided",
+    match (&metadata.client_auth, context.verifier.as_deref()) {
+        (Some(metadata::ClientAuth::NoAuth(_)), None) => Ok(None),
+        (Some(metadata::ClientAuth::NoAuth(_)), Some(_)) => Err(invalid(
+            "client attestation is required but no attestation info was provided".into(),
         )),
-        None => Err(invalid("client_auth is empty")),
+        (Some(metadata::ClientAuth::AttestedPublicKey(_)), None) => Err(invalid(
+            "client attestation is not required by this egress but attestation info was provided"
+                .into(),
+        )),
+        (Some(metadata::ClientAuth::AttestedPublicKey(attested)), Some(verifier)) => {
+            use base64::Engine as _;
+            let pk_s: [u8; 32] = attested.pk_s.as_slice().try_into().map_err(|_| {
+                invalid(format!(
+                    "pk_s must be 32 bytes, got {}",
+                    attested.pk_s.len()
+                ))
+            })?;
+            let expected = tng_attest::claims::client_claims(
+                None,
+                &base64::engine::general_purpose::STANDARD.encode(pk_s),
+            );
+            verifier
+                .verify(&attested.attestation_result, &expected)
+                .map_err(|e| invalid(format!("client attestation failed: {e}")))?;
+            Ok(Some(pk_s))
+        }
+        (None, _) => Err(invalid("client_auth is empty".into())),
     }
 }
 
@@ -191,6 +217,7 @@ async fn open_request(
     body: &mut Incoming,
     rest: Bytes,
     key: &ServerKey,
+    sender: Option<&[u8; 32]>,
 ) -> Result<(ServerRequest, Bytes), TngError> {
     let mut buf = BytesMut::from(&rest[..]);
     let complete = read_at_least(body, &mut buf, RequestHeader::LEN)
@@ -201,7 +228,11 @@ async fn open_request(
     }
     let header =
         RequestHeader::parse(&buf[..RequestHeader::LEN]).map_err(|e| ohttp_error(e.to_string()))?;
-    let request = ServerRequest::new(key, &header).map_err(|e| bhttp_error(ReadError::Ohttp(e)))?;
+    let request = match sender {
+        Some(pk_s) => ServerRequest::new_auth(key, &header, pk_s),
+        None => ServerRequest::new(key, &header),
+    }
+    .map_err(|e| bhttp_error(ReadError::Ohttp(e)))?;
     let rest = buf.split_off(RequestHeader::LEN).freeze();
     Ok((request, rest))
 }

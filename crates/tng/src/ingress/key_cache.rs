@@ -9,9 +9,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode};
 use tng_ohttp::api::{
-    AttestationInfo, AttestationRequest, KeyConfigRequest, KeyConfigResponse, OhttpApi, API_HEADER,
+    AttestationInfo, AttestationRequest, ChallengeResponse, KeyConfigRequest, KeyConfigResponse,
+    OhttpApi, VerifyRequest, VerifyResponse, API_HEADER,
 };
 use tng_ohttp::keys::KeyConfig;
+use tng_ohttp::keys::SenderKey;
 use tracing::{info, warn};
 
 use crate::error::TngError;
@@ -23,9 +25,16 @@ const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 pub const USER_AGENT: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 
+/// This ingress's attested identity (client attestation), sent with every sealed request.
+pub struct ClientIdentity {
+    pub key: SenderKey,
+    pub token: String,
+}
+
 #[derive(Clone)]
 pub struct CachedKey {
     pub config: Arc<KeyConfig>,
+    pub client: Option<Arc<ClientIdentity>>,
     /// The egress's verified attestation token, when this ingress verifies.
     attestation: Option<String>,
     /// After this the key is refreshed in the background while still being used.
@@ -46,14 +55,21 @@ pub struct KeyCache {
     client: HttpClient,
     /// Present when this ingress verifies the egress (`verify`): no key is used unverified.
     verifier: Option<Arc<tng_attest::Verifier>>,
+    /// Present when this ingress proves its own TEE to the egress (`attest`).
+    attester: Option<Arc<tng_attest::Attester>>,
     servers: Mutex<HashMap<String, Arc<Server>>>,
 }
 
 impl KeyCache {
-    pub fn new(client: HttpClient, verifier: Option<Arc<tng_attest::Verifier>>) -> Self {
+    pub fn new(
+        client: HttpClient,
+        verifier: Option<Arc<tng_attest::Verifier>>,
+        attester: Option<Arc<tng_attest::Attester>>,
+    ) -> Self {
         Self {
             client,
             verifier,
+            attester,
             servers: Mutex::new(HashMap::new()),
         }
     }
@@ -73,11 +89,11 @@ impl KeyCache {
     }
 
     /// The key to encrypt to, fetching or refreshing it as needed.
-    pub async fn key(self: &Arc<Self>, server: &Arc<Server>) -> Result<Arc<KeyConfig>, TngError> {
+    pub async fn key(self: &Arc<Self>, server: &Arc<Server>) -> Result<CachedKey, TngError> {
         let now = Instant::now();
         if let Some(cached) = server.cached() {
             if now < cached.refresh_at {
-                return Ok(cached.config);
+                return Ok(cached);
             }
             if now < cached.expires_at {
                 // Still valid: answer now, refresh in the background (once).
@@ -91,13 +107,13 @@ impl KeyCache {
                         }
                     });
                 }
-                return Ok(cached.config);
+                return Ok(cached);
             }
         }
         let _guard = server.fetching.lock().await;
         if let Some(cached) = server.cached() {
             if Instant::now() < cached.refresh_at {
-                return Ok(cached.config);
+                return Ok(cached);
             }
         }
         self.fetch(server).await
@@ -114,8 +130,27 @@ impl KeyCache {
         }
     }
 
-    async fn fetch(&self, server: &Server) -> Result<Arc<KeyConfig>, TngError> {
-        let fetched = fetch_key_config(&self.client, &server.url, self.verifier.as_deref()).await?;
+    async fn fetch(&self, server: &Server) -> Result<CachedKey, TngError> {
+        // Upstream's order: our own attestation first, then the server's key config.
+        let client = match &self.attester {
+            Some(attester) => Some(Arc::new(
+                client_identity(&self.client, &server.url, attester).await?,
+            )),
+            None => None,
+        };
+        let mut fetched =
+            fetch_key_config(&self.client, &server.url, self.verifier.as_deref()).await?;
+        if let Some(identity) = &client {
+            if let Some(exp) = token_exp(&identity.token) {
+                let left = (SystemTime::UNIX_EPOCH + Duration::from_secs(exp))
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                let now = Instant::now();
+                fetched.expires_at = fetched.expires_at.min(now + left);
+                fetched.refresh_at = fetched.refresh_at.min(now + left / 2);
+            }
+        }
+        fetched.client = client;
         let previous = server.cached();
         if previous
             .as_ref()
@@ -123,9 +158,9 @@ impl KeyCache {
         {
             info!(url = %server.url, public_key = %hex::encode(fetched.config.public_key), "using egress key");
         }
-        let config = fetched.config.clone();
+        let result = fetched.clone();
         *server.current.write().unwrap_or_else(|e| e.into_inner()) = Some(fetched);
-        Ok(config)
+        Ok(result)
     }
 
     pub fn status_json(&self) -> serde_json::Value {
@@ -242,6 +277,7 @@ async fn fetch_key_config(
         refresh_at: now + refresh_in,
         expires_at: now + remaining,
         attestation: token.map(|t| t.token),
+        client: None,
     })
 }
 
@@ -337,4 +373,107 @@ fn attestation_error(err: tng_attest::Error) -> TngError {
         "ServerAttestationFailed",
         format!("server attestation failed: {err}"),
     )
+}
+
+/// Gets this ingress attested with a fresh sender key: evidence bound to `{challenge_token?,
+/// pk_s}`, converted by the egress's Attestation Service (background check, through the
+/// egress's relay endpoints) or by our own (passport).
+async fn client_identity(
+    client: &HttpClient,
+    url: &str,
+    attester: &tng_attest::Attester,
+) -> Result<ClientIdentity, TngError> {
+    use base64::Engine as _;
+    let failed = |reason: String| {
+        TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "ClientAttestationFailed",
+            format!("client attestation failed: {reason}"),
+        )
+    };
+    let key = SenderKey::generate();
+    let pk_s = base64::engine::general_purpose::STANDARD.encode(key.public_key());
+    let token = match attester.model() {
+        tng_attest::Model::Passport => {
+            let claims = tng_attest::claims::client_claims(None, &pk_s);
+            attester
+                .passport_token(&claims)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+        }
+        tng_attest::Model::BackgroundCheck => {
+            let challenge: ChallengeResponse =
+                relay(client, url, OhttpApi::BackgroundCheckChallenge, None)
+                    .await
+                    .map_err(failed)?;
+            let claims = tng_attest::claims::client_claims(Some(&challenge.challenge_token), &pk_s);
+            let evidence = attester
+                .evidence(&claims)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let request = VerifyRequest {
+                evidence: serde_json::to_value(&evidence).map_err(|e| failed(e.to_string()))?,
+                aa_provider: Some("coco".into()),
+            };
+            let body = serde_json::to_vec(&request).map_err(|e| failed(e.to_string()))?;
+            let verified: VerifyResponse =
+                relay(client, url, OhttpApi::BackgroundCheckVerify, Some(body))
+                    .await
+                    .map_err(failed)?;
+            verified.attestation_result
+        }
+    };
+    info!(%url, public_key = %hex::encode(key.public_key()), "client attestation token obtained");
+    Ok(ClientIdentity { key, token })
+}
+
+/// Calls one of the egress's background-check relay endpoints (same URL, other API header).
+async fn relay<T: serde::de::DeserializeOwned>(
+    client: &HttpClient,
+    url: &str,
+    api: OhttpApi,
+    body: Option<Vec<u8>>,
+) -> Result<T, String> {
+    let builder = match &body {
+        Some(_) => Request::post(url).header(header::CONTENT_TYPE, "application/json"),
+        None => Request::get(url),
+    };
+    let request = builder
+        .header(API_HEADER, api.as_str())
+        .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
+        .body(
+            body.map(|b| full(Bytes::from(b)))
+                .unwrap_or_else(crate::http::body::empty),
+        )
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| crate::ingress::describe_client_error(&e))?;
+    let status = response.status();
+    let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!(
+            "the egress answered {} {status}: {}",
+            api.as_str(),
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("invalid {} response: {e}", api.as_str()))
+}
+
+/// `exp` of our own token, read without verification (the egress verifies it): it bounds how
+/// long the identity is used.
+fn token_exp(token: &str) -> Option<u64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_u64()
 }

@@ -95,7 +95,19 @@ impl IngressInstance {
             ),
             None => None,
         };
-        let keys = Arc::new(key_cache::KeyCache::new(http_client.clone(), verifier));
+        let attester = config
+            .ra
+            .attest
+            .as_ref()
+            .map(|attest| {
+                crate::attestation::attester(&format!("add_ingress[{id}]"), attest, so_mark)
+            })
+            .transpose()?;
+        let keys = Arc::new(key_cache::KeyCache::new(
+            http_client.clone(),
+            verifier,
+            attester,
+        ));
         status.add_ingress(id, keys.clone());
         let context = Arc::new(IngressContext {
             id,

@@ -17,7 +17,7 @@ use tng_ohttp::api::{
 };
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
-use tng_ohttp::metadata::{self, Metadata, NoAuth, ServerKeyConfigHint};
+use tng_ohttp::metadata::{self, AttestedPublicKey, Metadata, NoAuth, ServerKeyConfigHint};
 use tracing::{debug, warn, Instrument};
 
 use super::key_cache::USER_AGENT;
@@ -119,8 +119,24 @@ async fn send(
     let mut body = AttemptBody::Live(live);
     let mut recorder = Some(recorder);
     loop {
-        let key = context.keys.key(&server).await?;
-        let sealer = ClientRequest::new(&key).map_err(|e| {
+        let cached = context.keys.key(&server).await?;
+        let key = &cached.config;
+        let (sealed, client_auth) = match &cached.client {
+            None => (
+                ClientRequest::new(key),
+                metadata::ClientAuth::NoAuth(NoAuth {}),
+            ),
+            // HPKE Auth mode: the egress checks the request came from the attested key.
+            Some(identity) => (
+                ClientRequest::new_auth(key, identity.key.secret()),
+                metadata::ClientAuth::AttestedPublicKey(AttestedPublicKey {
+                    attestation_result: identity.token.clone(),
+                    pk_s: identity.key.public_key().to_vec(),
+                    as_provider: "coco".into(),
+                }),
+            ),
+        };
+        let sealer = sealed.map_err(|e| {
             TngError::new(
                 StatusCode::BAD_GATEWAY,
                 "ClientEncapsulateFailed",
@@ -130,7 +146,7 @@ async fn send(
         let decoder = sealer.response_decoder();
         let mut lead = BytesMut::new();
         lead.extend_from_slice(&metadata::encode_frame(&Metadata {
-            client_auth: Some(metadata::ClientAuth::NoAuth(NoAuth {})),
+            client_auth: Some(client_auth),
             key_config_hint: Some(ServerKeyConfigHint {
                 public_key: key.public_key.to_vec(),
             }),
@@ -170,7 +186,7 @@ async fn send(
         })?;
         let status = response.status();
         if status == StatusCode::UNPROCESSABLE_ENTITY {
-            context.keys.invalidate(&server, &key);
+            context.keys.invalidate(&server, key);
             let Some(pending) = recorder.take() else {
                 return Err(egress_refused(status, response).await);
             };
