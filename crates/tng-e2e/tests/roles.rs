@@ -1,0 +1,217 @@
+//! The four role combinations of remote attestation between our own ingress and egress, in both
+//! models: server attestation (ingress `verify`, egress `attest`), client attestation (ingress
+//! `attest`, egress `verify`, HPKE Auth mode), both, and neither (`no_ra`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tng_e2e::*;
+
+/// The sample attestation stack: an AA on a private socket and an AS on loopback.
+struct Stack {
+    _aa: Proc,
+    _as: Proc,
+    socket: String,
+    as_url: String,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let dir = test_dir("roles-stack");
+        let socket = format!("unix://{}", dir.join("aa.sock").display());
+        let mut aa_cmd = Command::new(bin("tng-devkit"));
+        aa_cmd.args(["aa", "--socket", &socket]);
+        let mut aa = Proc::spawn("aa", aa_cmd, &dir);
+        aa.wait_for_line("attestation agent listening on", Duration::from_secs(10));
+        let as_addr = format!("127.0.0.1:{}", free_port());
+        let mut as_cmd = Command::new(bin("tng-devkit"));
+        as_cmd
+            .args(["as", "--listen", &as_addr, "--workdir"])
+            .arg(dir.join("as"));
+        let mut as_proc = Proc::spawn("as", as_cmd, &dir);
+        as_proc.wait_for_line("attestation service listening on", Duration::from_secs(20));
+        Stack {
+            _aa: aa,
+            _as: as_proc,
+            socket,
+            as_url: format!("http://{as_addr}"),
+        }
+    }
+
+    fn attest(&self, passport: bool) -> Value {
+        if passport {
+            json!({"model": "passport", "aa_addr": self.socket, "as_addr": self.as_url, "policy_ids": ["default"]})
+        } else {
+            json!({"aa_addr": self.socket})
+        }
+    }
+
+    fn verify(&self, passport: bool) -> Value {
+        let mut v = json!({"as_addr": self.as_url, "policy_ids": ["default"]});
+        if passport {
+            v["model"] = "passport".into();
+        }
+        v
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Roles {
+    ServerAttested,
+    ClientAttested,
+    Mutual,
+    NoRa,
+}
+
+fn ra(entry: &mut Value, attest: Option<Value>, verify: Option<Value>) {
+    if attest.is_none() && verify.is_none() {
+        entry["no_ra"] = true.into();
+    }
+    if let Some(a) = attest {
+        entry["attest"] = a;
+    }
+    if let Some(v) = verify {
+        entry["verify"] = v;
+    }
+}
+
+fn run(roles: Roles, passport: bool) {
+    let stack = Stack::start();
+    let backend = Backend::start();
+    let egress_port = free_port();
+    let ingress_port = free_port();
+    let (server_attested, client_attested) = match roles {
+        Roles::ServerAttested => (true, false),
+        Roles::ClientAttested => (false, true),
+        Roles::Mutual => (true, true),
+        Roles::NoRa => (false, false),
+    };
+    let mut egress = json!({
+        "mapping": {"in": {"host": "127.0.0.1", "port": egress_port}, "out": {"host": "127.0.0.1", "port": backend.port()}},
+        "ohttp": {"key": {"source": "self_generated", "rotation_interval": 300}}
+    });
+    ra(
+        &mut egress,
+        server_attested.then(|| stack.attest(passport)),
+        client_attested.then(|| stack.verify(passport)),
+    );
+    let mut ingress = json!({
+        "mapping": {"in": {"host": "127.0.0.1", "port": ingress_port}, "out": {"host": "127.0.0.1", "port": egress_port}},
+        "ohttp": {}
+    });
+    ra(
+        &mut ingress,
+        client_attested.then(|| stack.attest(passport)),
+        server_attested.then(|| stack.verify(passport)),
+    );
+    let egress = Tng::launch_named("egress", json!({"add_egress": [egress]}));
+    let ingress = Tng::launch_named("ingress", json!({"add_ingress": [ingress]}));
+
+    let url = format!("http://127.0.0.1:{ingress_port}/echo");
+    let response = curl_status(&["-X", "POST", "--data-binary", "attested payload", &url]);
+    assert_eq!(
+        response.status,
+        200,
+        "{roles:?} passport={passport}: {}",
+        response.text()
+    );
+    assert_eq!(response.text(), "attested payload");
+
+    let ingress_log = ingress.log();
+    assert_eq!(
+        ingress_log.contains("server attestation verified"),
+        server_attested,
+        "{roles:?}: ingress log:\n{ingress_log}"
+    );
+    assert_eq!(
+        ingress_log.contains("client attestation token obtained"),
+        client_attested,
+        "{roles:?}: ingress log:\n{ingress_log}"
+    );
+    let status = http_get(&format!(
+        "{}/status/ingress/0/ohttp/keys",
+        ingress.control_url()
+    ));
+    assert_eq!(status.0, 200);
+    assert_eq!(
+        status.1.contains("server_attestation"),
+        server_attested,
+        "{}",
+        status.1
+    );
+    drop(egress);
+}
+
+#[test]
+fn server_attested_background_check() {
+    run(Roles::ServerAttested, false);
+}
+
+#[test]
+fn server_attested_passport() {
+    run(Roles::ServerAttested, true);
+}
+
+#[test]
+fn client_attested_background_check() {
+    run(Roles::ClientAttested, false);
+}
+
+#[test]
+fn client_attested_passport() {
+    run(Roles::ClientAttested, true);
+}
+
+#[test]
+fn mutual_background_check() {
+    run(Roles::Mutual, false);
+}
+
+#[test]
+fn mutual_passport() {
+    run(Roles::Mutual, true);
+}
+
+#[test]
+fn no_ra_on_both_sides() {
+    run(Roles::NoRa, false);
+}
+
+/// An egress that requires attested clients refuses an ingress without attestation: the
+/// request never reaches the backend.
+#[test]
+fn unattested_client_is_refused_by_a_verifying_egress() {
+    let stack = Stack::start();
+    let backend = Backend::start();
+    let egress_port = free_port();
+    let ingress_port = free_port();
+    let _egress = Tng::launch_named(
+        "egress",
+        json!({"add_egress": [{
+            "mapping": {"in": {"host": "127.0.0.1", "port": egress_port}, "out": {"host": "127.0.0.1", "port": backend.port()}},
+            "ohttp": {}, "verify": stack.verify(false)}]}),
+    );
+    let _ingress = Tng::launch_named(
+        "ingress",
+        json!({"add_ingress": [{
+            "mapping": {"in": {"host": "127.0.0.1", "port": ingress_port}, "out": {"host": "127.0.0.1", "port": egress_port}},
+            "ohttp": {}, "no_ra": true}]}),
+    );
+    let response = curl_status(&[
+        &format!("http://127.0.0.1:{ingress_port}/echo"),
+        "--data-binary",
+        "secret",
+    ]);
+    assert_eq!(response.status, 502);
+    let body = response.json();
+    assert_eq!(body["code"], "HttpCipherTextBadResponse");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client attestation is required but no attestation info was provided"),
+        "{body}"
+    );
+    assert_eq!(backend.requests(), 0);
+}
