@@ -127,7 +127,12 @@ impl AaClient {
     /// `GetEvidence(digest)`, `GetTeeType()`, `GetAdditionalEvidence(empty)`, in that order;
     /// a failing or empty additional evidence only logs a warning.
     pub(crate) async fn collect(&self, digest: &[u8]) -> Result<RawEvidence, AaError> {
-        let evidence = self.get_evidence(digest).await?;
+        let evidence = match self.get_evidence(digest).await {
+            // A kept connection to an AA that restarted fails its first call; the failure
+            // dropped it, so one retry goes out on a fresh connection.
+            Err(_) if self.client.lock().await.is_none() => self.get_evidence(digest).await?,
+            result => result?,
+        };
         let tee = self.get_tee_type().await?;
         let additional = match self.get_additional_evidence(&[]).await {
             Ok(bytes) if bytes.is_empty() => None,

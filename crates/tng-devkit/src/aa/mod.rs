@@ -25,6 +25,11 @@ pub struct Args {
     /// The sample TEE's 32-byte measurement register, as 64 hex digits (default: zeros).
     #[arg(long, value_name = "HEX")]
     measure_register: Option<MeasureRegister>,
+    /// Test knob ("tampered evidence"): report evidence whose `report_data` is NOT the runtime
+    /// data the caller asked for (its first byte inverted), i.e. evidence not bound to the
+    /// caller's key or challenge. An Attestation Service must refuse it.
+    #[arg(long)]
+    wrong_report_data: bool,
 }
 
 /// Serves until SIGTERM/SIGINT, then closes connections and removes the socket file.
@@ -33,6 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     prepare_socket_path(&path)?;
     let agent = service::SampleAgent {
         register: args.measure_register.unwrap_or_default(),
+        wrong_report_data: args.wrong_report_data,
     };
     let services =
         proto::attestation_agent_ttrpc::create_attestation_agent_service(Arc::new(agent));

@@ -14,6 +14,17 @@ use super::proto::attestation_agent_ttrpc::AttestationAgentService;
 
 pub struct SampleAgent {
     pub register: MeasureRegister,
+    /// `--wrong-report-data`: evidence bound to other runtime data than requested.
+    pub wrong_report_data: bool,
+}
+
+/// Makes `runtime_data` differ from what was asked for (first byte inverted; a lone zero byte
+/// when empty).
+fn tamper(runtime_data: &mut Vec<u8>) {
+    match runtime_data.first_mut() {
+        Some(first) => *first = !*first,
+        None => runtime_data.push(0),
+    }
 }
 
 #[async_trait]
@@ -28,7 +39,12 @@ impl AttestationAgentService for SampleAgent {
             req.RuntimeData.len()
         );
         let mut response = GetEvidenceResponse::new();
-        response.Evidence = sample_evidence(&req.RuntimeData, &self.register);
+        let mut runtime_data = req.RuntimeData;
+        if self.wrong_report_data {
+            tamper(&mut runtime_data);
+            tracing::warn!("--wrong-report-data: evidence is bound to other runtime data");
+        }
+        response.Evidence = sample_evidence(&runtime_data, &self.register);
         Ok(response)
     }
 
@@ -51,5 +67,20 @@ impl AttestationAgentService for SampleAgent {
     ) -> ttrpc::Result<GetEvidenceResponse> {
         tracing::debug!("GetAdditionalEvidence");
         Ok(GetEvidenceResponse::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tampering_always_changes_the_runtime_data() {
+        let mut data = vec![0x0f, 1, 2];
+        tamper(&mut data);
+        assert_eq!(data, [0xf0, 1, 2]);
+        let mut empty = Vec::new();
+        tamper(&mut empty);
+        assert_eq!(empty, [0]);
     }
 }

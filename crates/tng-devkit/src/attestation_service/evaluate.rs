@@ -18,6 +18,8 @@ pub struct Service {
     pub signer: Signer,
     pub policies: Policies,
     pub token_seconds: u64,
+    /// Issued tokens claim to be this much older than they are (`--token-backdate-seconds`).
+    pub token_backdate_seconds: u64,
 }
 
 impl Service {
@@ -54,7 +56,11 @@ impl Service {
             *index += 1;
             submodules.push(appraise(individual, name, &policy_ids[0], &policies[0])?);
         }
-        let claims = ear::claims(now, self.token_seconds, &submodules);
+        let claims = ear::claims(
+            issued_at(now, self.token_backdate_seconds),
+            self.token_seconds,
+            &submodules,
+        );
         Ok(ear::sign(&self.signer, &claims))
     }
 
@@ -72,6 +78,11 @@ impl Service {
             None => Ok(()),
         }
     }
+}
+
+/// The `iat` of a token issued at `now` by a service started with `--token-backdate-seconds`.
+fn issued_at(now: u64, backdate_seconds: u64) -> u64 {
+    now.saturating_sub(backdate_seconds)
 }
 
 fn appraise(
@@ -101,4 +112,19 @@ fn appraise(
         policy_id: policy_id.to_string(),
         annotated_evidence: annotated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backdated_tokens_are_already_expired() {
+        let now = 1_000_000;
+        let claims = ear::claims(issued_at(now, 400), 300, &[]);
+        assert_eq!(claims["iat"], now - 400);
+        assert_eq!(claims["exp"], now - 100);
+        assert_eq!(issued_at(now, 0), now);
+        assert_eq!(issued_at(5, 400), 0);
+    }
 }

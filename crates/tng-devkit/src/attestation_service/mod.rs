@@ -41,6 +41,17 @@ pub struct Args {
     /// Lifetime of issued attestation tokens, in minutes.
     #[arg(long, default_value_t = 5)]
     token_minutes: u64,
+    /// Test knob: date issued tokens (`iat`, and so `exp`) this many seconds in the past.
+    /// More than the token lifetime plus a verifier's leeway (60 s) yields tokens that are
+    /// already expired when issued, for fail-closed tests.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    token_backdate_seconds: u64,
+    /// Keep the challenge key and the token-signer key and chain in `<workdir>/keys.json`:
+    /// reuse them when that file exists, create it otherwise. A restarted service then keeps
+    /// its identity (as the real AS does with configured key paths) and verifiers that fetched
+    /// `/certificate` before the restart still trust it. Requires --workdir.
+    #[arg(long, requires = "workdir")]
+    persist_keys: bool,
 }
 
 /// Serves until SIGTERM/SIGINT, then lets open connections finish for up to 3 s.
@@ -59,15 +70,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let workdir = args.workdir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("tng-devkit-as-{}", std::process::id()))
     });
-    let (challenge_key, signer) =
-        tokio::task::spawn_blocking(|| anyhow::Ok((keys::challenge_key()?, keys::signer()?)))
-            .await??;
+    let persist = args.persist_keys.then(|| workdir.join("keys.json"));
+    let (challenge_key, signer) = tokio::task::spawn_blocking(move || match persist {
+        Some(path) => keys::load_or_create(&path),
+        None => anyhow::Ok((keys::challenge_key()?, keys::signer()?)),
+    })
+    .await??;
     let files = signer.write_files(&workdir)?;
     let service = Arc::new(evaluate::Service {
         challenger: challenge::Challenger::new(challenge_key),
         signer,
         policies,
         token_seconds: args.token_minutes.saturating_mul(60),
+        token_backdate_seconds: args.token_backdate_seconds,
     });
 
     let listener = TcpListener::bind(args.listen)

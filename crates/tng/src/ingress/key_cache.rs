@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode};
 use tng_ohttp::api::{
-    AttestationInfo, AttestationRequest, ChallengeResponse, KeyConfigRequest, KeyConfigResponse,
-    OhttpApi, VerifyRequest, VerifyResponse, API_HEADER,
+    AttestationInfo, AttestationRequest, ChallengeResponse, ErrorBody, KeyConfigRequest,
+    KeyConfigResponse, OhttpApi, VerifyRequest, VerifyResponse, API_HEADER,
 };
 use tng_ohttp::keys::KeyConfig;
 use tng_ohttp::keys::SenderKey;
@@ -236,10 +236,19 @@ async fn fetch_key_config(
         .await
         .map_err(|e| unusable(format!("reading the key config failed: {e}")))?;
     if !status.is_success() {
-        return Err(unusable(format!(
-            "egress answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        )));
+        let detail = String::from_utf8_lossy(&bytes);
+        // The egress could not attest (AA failure, model mismatch): a verdict about the server.
+        let attestation_failed = verifier.is_some()
+            && serde_json::from_slice::<ErrorBody>(&bytes)
+                .is_ok_and(|e| e.code == "GenServerHpkeConfigurationResponseFailed");
+        if attestation_failed {
+            return Err(TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "ServerAttestationFailed",
+                format!("server attestation failed: the egress could not attest: {detail}"),
+            ));
+        }
+        return Err(unusable(format!("egress answered {status}: {detail}")));
     }
     let parsed: KeyConfigResponse = serde_json::from_slice(&bytes)
         .map_err(|e| unusable(format!("invalid key config response: {e}")))?;

@@ -1,0 +1,355 @@
+//! Server-side remote attestation end to end, on loopback with the sample attestation stack:
+//! egress `attest` (background check and passport) against ingress `verify`.
+//!
+//! - Happy paths: the exact body crosses the tunnel and the ingress status shows the EAR token
+//!   it accepted.
+//! - Fail closed: for each failure cause (Attestation Service down, unknown policy,
+//!   contraindicated status, a policy id the token does not carry, tampered evidence, untrusted
+//!   token signer, expired token, model mismatch, an egress that does not attest) the local
+//!   client gets the exact status, code and reason; the egress receives no tunnel request (seen
+//!   on a recording relay of the outer leg) and the backend no request. Removing the cause makes
+//!   the next request succeed (no wedge).
+//! - Interop with upstream TNG 2.9.0 and 2.7.3 in both directions through the same stack.
+
+#[path = "attestation/stack.rs"]
+mod stack;
+
+use serde_json::json;
+use stack::*;
+use tng_e2e::*;
+
+const SERVER_FAILED: &str = "ServerAttestationFailed";
+
+// ---------------------------------------------------------------------------------------------
+// Happy paths
+
+#[test]
+fn background_check_verified_server_gets_the_request() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["default"]));
+    gw.assert_echo("hello attested world");
+    gw.assert_echo("second request, same verified key");
+    assert_eq!(gw.tunnel_requests(), 2, "{}", gw.logs());
+
+    let token = gw.server_attestation();
+    let claims = jwt_claims(&token);
+    let cpu = &claims["submods"]["cpu0"];
+    assert_eq!(cpu["ear.status"], "affirming", "{claims}");
+    assert_eq!(cpu["ear.appraisal-policy-id"], "default", "{claims}");
+    let runtime = &cpu["ear.veraison.annotated-evidence"]["runtime_data_claims"];
+    assert!(
+        runtime["challenge_token"].is_string() && runtime["hpke_key_config"].is_object(),
+        "background check binds challenge and key: {runtime}"
+    );
+}
+
+#[test]
+fn passport_verified_server_gets_the_request() {
+    let aa = Aa::start(&[]);
+    // The egress converts its evidence at its own AS; the ingress trusts that AS's signer.
+    let egress_as = As::start(&[], &[]);
+    let gw = Gateway::start(
+        Some(attest_passport(&aa, &egress_as)),
+        json!({"model": "passport", "as_addr": egress_as.url(), "policy_ids": ["default"]}),
+    );
+    gw.assert_echo("passport body");
+
+    let claims = jwt_claims(&gw.server_attestation());
+    let cpu = &claims["submods"]["cpu0"];
+    assert_eq!(cpu["ear.status"], "affirming", "{claims}");
+    let runtime = &cpu["ear.veraison.annotated-evidence"]["runtime_data_claims"];
+    assert!(
+        runtime["hpke_key_config"].is_object(),
+        "the passport binds the key: {runtime}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure causes
+
+#[test]
+fn attestation_service_down_is_503_and_recovers_when_it_returns() {
+    let aa = Aa::start(&[]);
+    let mut service = As::start(&[], &[]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["default"]));
+    service.stop();
+    let message = gw.assert_refused(
+        503,
+        "AttestationServiceUnavailable",
+        "attestation service unreachable",
+    );
+    assert!(
+        message.starts_with("server attestation failed: "),
+        "{message}"
+    );
+    // Still down: still refused, never wedged into a different state.
+    gw.assert_refused(
+        503,
+        "AttestationServiceUnavailable",
+        "attestation service unreachable",
+    );
+    assert_eq!(gw.key_config_requests(), 0, "the challenge comes first");
+
+    service.restart();
+    gw.assert_echo("the AS is back");
+}
+
+#[test]
+fn unknown_policy_is_refused_by_the_as_and_recovers_once_installed() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["nonexistent"]));
+    let message = gw.assert_refused(502, SERVER_FAILED, "AS.POLICY.NOT_FOUND");
+    assert!(message.contains("404"), "{message}");
+    assert!(message.contains("nonexistent"), "{message}");
+
+    service.set_policy("nonexistent", AFFIRMING_POLICY);
+    gw.assert_echo("policy installed");
+}
+
+#[test]
+fn contraindicated_status_is_refused_and_recovers_when_the_policy_changes() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[("strict", CONTRAINDICATING_POLICY)], &[]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["strict"]));
+    let message = gw.assert_refused(
+        502,
+        SERVER_FAILED,
+        "submodule cpu0 status is contraindicated",
+    );
+    assert_eq!(
+        message,
+        "server attestation failed: submodule cpu0 status is contraindicated"
+    );
+
+    service.set_policy("strict", AFFIRMING_POLICY);
+    gw.assert_echo("policy relaxed");
+}
+
+/// The AS requires every requested policy to exist but appraises with the first one only, and
+/// the EAR token names only that one (as the openanolis EAR broker does), so a second
+/// configured policy id is always missing from the token.
+#[test]
+fn policy_id_missing_from_the_token_is_refused() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[("other", AFFIRMING_POLICY)], &[]);
+    let gw = Gateway::start(
+        Some(attest_bg(&aa)),
+        verify_bg(&service, &["default", "other"]),
+    );
+    let message = gw.assert_refused(502, SERVER_FAILED, "policy id other missing from the token");
+    assert_eq!(
+        message,
+        "server attestation failed: policy id other missing from the token"
+    );
+}
+
+#[test]
+fn tampered_evidence_is_refused_and_recovers_with_an_honest_agent() {
+    let mut aa = Aa::start(&["--wrong-report-data"]);
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["default"]));
+    let message = gw.assert_refused(502, SERVER_FAILED, "AS.EVIDENCE.BINDING_MISMATCH");
+    assert!(message.contains("422"), "{message}");
+
+    aa.restart(&[]);
+    gw.assert_echo("honest evidence");
+}
+
+#[test]
+fn token_of_an_untrusted_signer_is_refused() {
+    let aa = Aa::start(&[]);
+    let egress_as = As::start(&[], &[]);
+    let other_as = As::start(&[], &[]);
+    let backend_attest = attest_passport(&aa, &egress_as);
+    // Control: the same egress, verified against the right CA file, is accepted.
+    let trusted = Gateway::start(
+        Some(backend_attest.clone()),
+        json!({"model": "passport", "policy_ids": ["default"],
+               "trusted_certs_paths": [egress_as.ca_pem()]}),
+    );
+    trusted.assert_echo("signed by a trusted AS");
+
+    let gw = Gateway::start(
+        Some(backend_attest),
+        json!({"model": "passport", "policy_ids": ["default"],
+               "trusted_certs_paths": [other_as.ca_pem()]}),
+    );
+    gw.assert_refused(502, SERVER_FAILED, "token signer is not trusted");
+}
+
+#[test]
+fn expired_token_is_refused() {
+    let aa = Aa::start(&[]);
+    // Tokens live 5 min and are dated 400 s back: expired 100 s ago, beyond the 60 s leeway.
+    let service = As::start(&[], &["--token-backdate-seconds", "400"]);
+    let gw = Gateway::start(Some(attest_bg(&aa)), verify_bg(&service, &["default"]));
+    gw.assert_refused(502, SERVER_FAILED, "token expired");
+}
+
+#[test]
+fn expired_passport_token_is_refused() {
+    let aa = Aa::start(&[]);
+    let egress_as = As::start(&[], &["--token-backdate-seconds", "400"]);
+    let gw = Gateway::start(
+        Some(attest_passport(&aa, &egress_as)),
+        json!({"model": "passport", "as_addr": egress_as.url(), "policy_ids": ["default"]}),
+    );
+    gw.assert_refused(502, SERVER_FAILED, "token expired");
+}
+
+#[test]
+fn passport_egress_for_a_background_check_ingress_is_refused() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(
+        Some(attest_passport(&aa, &service)),
+        verify_bg(&service, &["default"]),
+    );
+    gw.assert_refused(
+        502,
+        SERVER_FAILED,
+        "Passport model is expected but background check model is requested",
+    );
+}
+
+#[test]
+fn background_check_egress_for_a_passport_ingress_is_refused() {
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(
+        Some(attest_bg(&aa)),
+        json!({"model": "passport", "as_addr": service.url(), "policy_ids": ["default"]}),
+    );
+    gw.assert_refused(
+        502,
+        SERVER_FAILED,
+        "Background check model is expected but passport model is requested",
+    );
+}
+
+#[test]
+fn egress_without_attest_is_refused() {
+    let service = As::start(&[], &[]);
+    let gw = Gateway::start(None, verify_bg(&service, &["default"]));
+    gw.assert_refused(502, SERVER_FAILED, "the egress sent no attestation");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interop with upstream TNG through the sample stack
+
+/// Our ingress (`verify`, background check) → upstream egress (`attest`).
+fn ours_verify_upstream_attest(version: &str) {
+    let Some(upstream) = upstream_bin(version) else {
+        return;
+    };
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let backend = Backend::start();
+    let egress_port = free_port();
+    let egress = launch_upstream(
+        &upstream,
+        &format!("upstream-{version}-egress"),
+        &json!({"add_egress": [egress_entry(egress_port, backend.port(), Some(attest_bg(&aa)))]}),
+        egress_port,
+    );
+    let ingress_port = free_port();
+    let ingress = Tng::launch_named(
+        "ingress",
+        json!({"add_ingress": [ingress_entry(ingress_port, egress_port,
+                                             verify_bg(&service, &["default"]))]}),
+    );
+    for body in ["first through upstream", "second through upstream"] {
+        let resp = curl_status(&[
+            "--data-binary",
+            body,
+            &format!("http://127.0.0.1:{ingress_port}/echo"),
+        ]);
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, body),
+            "--- our ingress:\n{}\n--- upstream {version} egress:\n{}",
+            ingress.log_tail(30),
+            egress.log_tail(30)
+        );
+    }
+    assert_eq!(backend.requests(), 2);
+    let token = ingress.status_json("/status/ingress/0/ohttp/keys")["servers"][0]
+        ["server_attestation"]
+        .as_str()
+        .map(str::to_string)
+        .expect("server_attestation");
+    assert_eq!(
+        jwt_claims(&token)["submods"]["cpu0"]["ear.status"],
+        "affirming"
+    );
+}
+
+/// Upstream ingress (`verify`, background check) → our egress (`attest`).
+fn upstream_verify_ours_attest(version: &str) {
+    let Some(upstream) = upstream_bin(version) else {
+        return;
+    };
+    let aa = Aa::start(&[]);
+    let service = As::start(&[], &[]);
+    let backend = Backend::start();
+    let egress_port = free_port();
+    let egress = Tng::launch_named(
+        "egress",
+        json!({"add_egress": [egress_entry(egress_port, backend.port(), Some(attest_bg(&aa)))]}),
+    );
+    let ingress_port = free_port();
+    let ingress = launch_upstream(
+        &upstream,
+        &format!("upstream-{version}-ingress"),
+        &json!({"add_ingress": [ingress_entry(ingress_port, egress_port,
+                                              verify_bg(&service, &["default"]))]}),
+        ingress_port,
+    );
+    for body in ["first from upstream", "second from upstream"] {
+        let resp = curl_status(&[
+            "--data-binary",
+            body,
+            &format!("http://127.0.0.1:{ingress_port}/echo"),
+        ]);
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, body),
+            "--- upstream {version} ingress:\n{}\n--- our egress:\n{}",
+            ingress.log_tail(30),
+            egress.log_tail(30)
+        );
+    }
+    assert_eq!(backend.requests(), 2);
+    // The upstream ingress really had our egress's evidence appraised.
+    assert!(
+        aa.proc.log().contains("GetEvidence"),
+        "our egress never asked the AA for evidence"
+    );
+    assert!(
+        service.proc.log().contains("POST /attestation -> 200"),
+        "the upstream ingress never had evidence appraised:\n{}",
+        service.proc.log_tail(20)
+    );
+}
+
+#[test]
+fn interop_ours_verify_upstream_2_9_0_attest() {
+    ours_verify_upstream_attest("2.9.0");
+}
+
+#[test]
+fn interop_upstream_2_9_0_verify_ours_attest() {
+    upstream_verify_ours_attest("2.9.0");
+}
+
+#[test]
+fn interop_ours_verify_upstream_2_7_3_attest() {
+    ours_verify_upstream_attest("2.7.3");
+}
+
+#[test]
+fn interop_upstream_2_7_3_verify_ours_attest() {
+    upstream_verify_ours_attest("2.7.3");
+}
