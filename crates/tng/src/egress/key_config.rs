@@ -1,6 +1,6 @@
 //! `x-tng-ohttp-api: /tng/key-config`: tells the ingress which key to encrypt to.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
@@ -60,6 +60,11 @@ pub async fn serve(
     let attestation_info = match (&context.attester, request.attestation_request) {
         // Nobody asked, or we do not attest: a verifying ingress then refuses the key itself.
         (None, _) | (_, None) => None,
+        (Some(attester), Some(AttestationRequest::Passport))
+            if attester.model() == Model::Passport =>
+        {
+            Some(passport(context, attester, &hpke_key_config).await?)
+        }
         (Some(attester), Some(wanted)) => Some(attest(attester, wanted, &hpke_key_config).await?),
     };
     let response = KeyConfigResponse {
@@ -123,6 +128,47 @@ async fn attest(
                 .into(),
         )),
     }
+}
+
+pub struct CachedPassport {
+    key_config: HpkeKeyConfig,
+    until: Instant,
+    info: AttestationInfo,
+}
+
+/// Passport answers cost an AA call and an AS round trip; they are cached as upstream does.
+async fn passport(
+    context: &EgressContext,
+    attester: &tng_attest::Attester,
+    hpke_key_config: &HpkeKeyConfig,
+) -> Result<AttestationInfo, TngError> {
+    let reuse = |cache: &Option<CachedPassport>| {
+        cache
+            .as_ref()
+            .filter(|c| &c.key_config == hpke_key_config && Instant::now() < c.until)
+            .map(|c| c.info.clone())
+    };
+    if let Some(info) = reuse(
+        &context
+            .passport_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    ) {
+        return Ok(info);
+    }
+    let info = attest(attester, AttestationRequest::Passport, hpke_key_config).await?;
+    let interval = attester.refresh_interval();
+    if !interval.is_zero() {
+        *context
+            .passport_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(CachedPassport {
+            key_config: hpke_key_config.clone(),
+            until: Instant::now() + interval,
+            info: info.clone(),
+        });
+    }
+    Ok(info)
 }
 
 fn bad_payload(message: &str) -> TngError {

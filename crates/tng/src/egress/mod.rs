@@ -38,6 +38,9 @@ pub struct EgressContext {
     pub attester: Option<Arc<tng_attest::Attester>>,
     /// Present when this egress requires attested ingresses (`verify`).
     pub verifier: Option<Arc<tng_attest::Verifier>>,
+    /// The last passport answer, reused for `attest.refresh_interval` while the advertised key
+    /// config is unchanged (every client may receive the same token).
+    pub passport_cache: std::sync::Mutex<Option<key_config::CachedPassport>>,
     pub backend: HttpClient,
     pub cors: Option<cors::CorsPolicy>,
     pub request_passthrough: HeaderPassthrough,
@@ -102,6 +105,7 @@ impl EgressInstance {
             keys: keys.clone(),
             attester,
             verifier,
+            passport_cache: std::sync::Mutex::new(None),
             // Connections to the service are marked so the capture rules let them through.
             backend: client::build(ConnectOptions { so_mark, tls: None }),
             cors,

@@ -20,8 +20,9 @@ use crate::error::TngError;
 use crate::http::body::{full, read_small};
 use crate::http::client::HttpClient;
 
-/// Upstream refreshes at least this often even when the egress advertises a later expiry.
-const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Upstream refreshes at least this often even when the egress advertises a later expiry
+/// (unless this ingress attests: then its `attest.refresh_interval` sets the pace).
+const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 pub const USER_AGENT: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 
@@ -57,6 +58,9 @@ pub struct KeyCache {
     verifier: Option<Arc<tng_attest::Verifier>>,
     /// Present when this ingress proves its own TEE to the egress (`attest`).
     attester: Option<Arc<tng_attest::Attester>>,
+    /// Upper bound on how long a key (and the attestations behind it) is reused; zero means
+    /// every request fetches and attests afresh.
+    refresh_interval: Duration,
     servers: Mutex<HashMap<String, Arc<Server>>>,
 }
 
@@ -66,10 +70,14 @@ impl KeyCache {
         verifier: Option<Arc<tng_attest::Verifier>>,
         attester: Option<Arc<tng_attest::Attester>>,
     ) -> Self {
+        let refresh_interval = attester
+            .as_ref()
+            .map_or(DEFAULT_REFRESH_INTERVAL, |a| a.refresh_interval());
         Self {
             client,
             verifier,
             attester,
+            refresh_interval,
             servers: Mutex::new(HashMap::new()),
         }
     }
@@ -90,6 +98,10 @@ impl KeyCache {
 
     /// The key to encrypt to, fetching or refreshing it as needed.
     pub async fn key(self: &Arc<Self>, server: &Arc<Server>) -> Result<CachedKey, TngError> {
+        if self.refresh_interval.is_zero() {
+            // `refresh_interval: 0`: no reuse at all, as upstream.
+            return self.fetch(server).await;
+        }
         let now = Instant::now();
         if let Some(cached) = server.cached() {
             if now < cached.refresh_at {
@@ -138,8 +150,13 @@ impl KeyCache {
             )),
             None => None,
         };
-        let mut fetched =
-            fetch_key_config(&self.client, &server.url, self.verifier.as_deref()).await?;
+        let mut fetched = fetch_key_config(
+            &self.client,
+            &server.url,
+            self.verifier.as_deref(),
+            self.refresh_interval,
+        )
+        .await?;
         if let Some(identity) = &client {
             if let Some(exp) = token_exp(&identity.token) {
                 let left = (SystemTime::UNIX_EPOCH + Duration::from_secs(exp))
@@ -195,6 +212,7 @@ async fn fetch_key_config(
     client: &HttpClient,
     url: &str,
     verifier: Option<&tng_attest::Verifier>,
+    refresh_interval: Duration,
 ) -> Result<CachedKey, TngError> {
     let unusable = |message: String| {
         TngError::new(
@@ -280,7 +298,7 @@ async fn fetch_key_config(
     let now = Instant::now();
     // Refresh half-way to expiry: with rotating keys the egress advertises a new key well
     // before it stops accepting the old one, so this never uses a key past its acceptance.
-    let refresh_in = (remaining / 2).min(MAX_REFRESH_INTERVAL);
+    let refresh_in = (remaining / 2).min(refresh_interval);
     Ok(CachedKey {
         config: Arc::new(config),
         refresh_at: now + refresh_in,
