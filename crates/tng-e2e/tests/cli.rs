@@ -55,13 +55,6 @@ fn bad_configs_exit_1_with_one_exact_line() {
             r#"{"add_egress": [{"no_ra": true}]}"#.into(),
             "add_egress[0]: no mode given: expected one of mapping, netfilter",
         ),
-        // Refused until client attestation is wired in: never silently run without it.
-        (
-            format!(
-                r#"{{"add_ingress": [{{"mapping": {MAPPING}, "ohttp": {{}}, "attest": {{"aa_addr": "unix:///run/aa.sock"}}}}]}}"#
-            ),
-            "add_ingress[0].attest: client attestation (an attesting ingress verified by the egress) is not supported yet by this build",
-        ),
         (
             egress(r#", "ohttp": {"key": {"source": "peer_shared", "rotation_interval": 5, "no_ra": true}}"#),
             "add_egress[0].ohttp.key.source: \"peer_shared\" is not supported yet",
@@ -78,6 +71,27 @@ fn bad_configs_exit_1_with_one_exact_line() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// An attesting gateway whose Attestation Agent socket does not exist must not start: it
+/// could never prove its TEE. The check runs before anything listens.
+#[test]
+fn missing_attestation_agent_socket_stops_startup() {
+    let ctl = free_port();
+    let config = json!({
+        "control_interface": {"restful": {"host": "127.0.0.1", "port": ctl}},
+        "add_egress": [{"mapping": {"in": {"host": "127.0.0.1", "port": free_port()},
+                                    "out": {"host": "127.0.0.1", "port": 9}},
+                        "ohttp": {},
+                        "attest": {"aa_addr": "unix:///run/tng-e2e-no-such-agent.sock"}}]
+    });
+    let (code, stderr) = Tng::launch_expect_failure(&config.to_string());
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "error: invalid configuration: add_egress[0].attest.aa_addr: Attestation Agent socket file /run/tng-e2e-no-such-agent.sock not found\n"
+    );
+    assert!(TcpListener::bind(("127.0.0.1", ctl)).is_ok());
 }
 
 #[test]

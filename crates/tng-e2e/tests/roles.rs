@@ -215,3 +215,95 @@ fn unattested_client_is_refused_by_a_verifying_egress() {
     );
     assert_eq!(backend.requests(), 0);
 }
+
+/// An egress and an ingress in front of it, each with the given attestation fields.
+/// Returns them with the ingress and egress ports.
+fn launch_pair(backend: &Backend, egress_ra: Value, ingress_ra: Value) -> (Tng, Tng, u16, u16) {
+    let egress_port = free_port();
+    let ingress_port = free_port();
+    let mut egress = json!({
+        "mapping": {"in": {"host": "127.0.0.1", "port": egress_port}, "out": {"host": "127.0.0.1", "port": backend.port()}},
+        "ohttp": {}
+    });
+    let mut ingress = json!({
+        "mapping": {"in": {"host": "127.0.0.1", "port": ingress_port}, "out": {"host": "127.0.0.1", "port": egress_port}},
+        "ohttp": {}
+    });
+    for (entry, ra) in [(&mut egress, egress_ra), (&mut ingress, ingress_ra)] {
+        if let Value::Object(fields) = ra {
+            for (k, v) in fields {
+                entry[k] = v;
+            }
+        }
+    }
+    let egress = Tng::launch_named("egress", json!({"add_egress": [egress]}));
+    let ingress = Tng::launch_named("ingress", json!({"add_ingress": [ingress]}));
+    (egress, ingress, ingress_port, egress_port)
+}
+
+/// `refresh_interval: 0` means no reuse: every request is attested afresh.
+#[test]
+fn refresh_interval_zero_attests_every_request() {
+    let stack = Stack::start();
+    let backend = Backend::start();
+    let mut attest = stack.attest(true);
+    attest["refresh_interval"] = 0.into();
+    let (_egress, ingress, port, _) = launch_pair(
+        &backend,
+        json!({"verify": stack.verify(true)}),
+        json!({"attest": attest}),
+    );
+    for i in 0..3 {
+        let body = format!("request {i}");
+        let response = curl_status(&[
+            "--data-binary",
+            &body,
+            &format!("http://127.0.0.1:{port}/echo"),
+        ]);
+        assert_eq!((response.status, response.text()), (200, body));
+    }
+    assert_eq!(
+        ingress
+            .log()
+            .matches("client attestation token obtained")
+            .count(),
+        3
+    );
+}
+
+/// Passport answers are reused for `refresh_interval` (default 600 s): two ingresses get the
+/// very same token; with `refresh_interval: 0` each gets its own.
+#[test]
+fn egress_caches_passport_answers_for_refresh_interval() {
+    for (refresh, same) in [(None, true), (Some(0), false)] {
+        let stack = Stack::start();
+        let backend = Backend::start();
+        let mut attest = stack.attest(true);
+        if let Some(r) = refresh {
+            attest["refresh_interval"] = r.into();
+        }
+        let (_egress, first, first_port, egress_in) = launch_pair(
+            &backend,
+            json!({"attest": attest}),
+            json!({"verify": stack.verify(true)}),
+        );
+        let url = |port: u16| format!("http://127.0.0.1:{port}/echo");
+        assert_eq!(curl_status(&["-d", "a", &url(first_port)]).status, 200);
+        // A second ingress in front of the same egress.
+        let second_port = free_port();
+        let second = Tng::launch_named(
+            "ingress2",
+            json!({"add_ingress": [{
+                "mapping": {"in": {"host": "127.0.0.1", "port": second_port}, "out": {"host": "127.0.0.1", "port": egress_in}},
+                "ohttp": {}, "verify": stack.verify(true)}]}),
+        );
+        assert_eq!(curl_status(&["-d", "b", &url(second_port)]).status, 200);
+        let token = |t: &Tng| {
+            t.status_json("/status/ingress/0/ohttp/keys")["servers"][0]["server_attestation"]
+                .clone()
+        };
+        let (a, b) = (token(&first), token(&second));
+        assert!(a.is_string() && b.is_string(), "{a} {b}");
+        assert_eq!(a == b, same, "refresh_interval {refresh:?}");
+    }
+}

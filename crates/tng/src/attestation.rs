@@ -1,24 +1,29 @@
-//! Remote attestation at start-up: building the attester (egress `attest`) and the verifier
-//! (ingress `verify`) from the configuration, with the checks upstream makes before serving.
+//! Remote attestation at start-up: building the attester (`attest`) and the verifier
+//! (`verify`) from the configuration, with the checks upstream makes before serving.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 
-/// The egress side. The Attestation Agent socket must exist now: a gateway that cannot prove
-/// its TEE must not start serving keys.
-pub fn attester(
-    field: &str,
-    config: &tng_config::Attest,
-    so_mark: Option<u32>,
-) -> anyhow::Result<Arc<tng_attest::Attester>> {
+/// The Attestation Agent socket must exist at start-up: a gateway that cannot prove its TEE
+/// must not start serving. Checked with the configuration, before anything is bound.
+pub fn check_agent_socket(field: &str, config: &tng_config::Attest) -> anyhow::Result<()> {
     if config.aa_provider == tng_config::AaProvider::Coco {
         let path = config.aa_addr.trim_start_matches("unix://");
         if !Path::new(path).exists() {
             anyhow::bail!("{field}.attest.aa_addr: Attestation Agent socket file {path} not found");
         }
     }
+    Ok(())
+}
+
+/// The attesting side: an egress's `attest`, or an ingress's for client attestation.
+pub fn attester(
+    field: &str,
+    config: &tng_config::Attest,
+    so_mark: Option<u32>,
+) -> anyhow::Result<Arc<tng_attest::Attester>> {
     let attester =
         tng_attest::Attester::new(config, so_mark).with_context(|| format!("{field}.attest"))?;
     Ok(Arc::new(attester))

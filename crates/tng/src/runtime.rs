@@ -183,7 +183,10 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
             let key = e.ohttp.as_ref().map(|o| &o.key);
             ("add_egress", e.id, &e.ra, e.ohttp.is_some(), key)
         }));
-    for (kind, id, _ra, has_ohttp, key) in entries {
+    for (kind, id, ra, has_ohttp, key) in entries {
+        if let Some(attest) = &ra.attest {
+            crate::attestation::check_agent_socket(&format!("{kind}[{id}]"), attest)?;
+        }
         if !has_ohttp {
             anyhow::bail!(
                 "{kind}[{id}]: the rats_tls transport (no `ohttp` object) is not supported yet"
