@@ -6,6 +6,7 @@
 mod aa;
 mod attestation_service;
 mod backend;
+mod http_server;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -12,19 +12,12 @@ mod request;
 mod routes;
 mod verifier;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -92,44 +85,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The ready line is the only stdout output; the certificate paths go to stderr.
     eprintln!("ca certificate: {}", files.ca.display());
     eprintln!("certificate chain: {}", files.chain.display());
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "attestation service listening on {local}")?;
-        out.flush()?;
-    }
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!("accept failed: {err}");
-                    continue;
-                }
-            },
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-        };
-        let service = service.clone();
-        let handler = service_fn(move |req| routes::handle(service.clone(), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), handler);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("connection from {peer}: {err}");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down");
-    if tokio::time::timeout(Duration::from_secs(3), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 3 s; exiting anyway");
-    }
-    Ok(())
+    crate::http_server::serve_until_signal(
+        listener,
+        &format!("attestation service listening on {local}"),
+        move |req| routes::handle(service.clone(), req),
+    )
+    .await
 }
