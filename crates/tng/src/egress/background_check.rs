@@ -1,7 +1,6 @@
 //! The background-check relay endpoints: an attesting ingress gets its challenge from, and has
 //! its evidence converted by, the Attestation Service this egress trusts (spec §5).
 
-use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tng_attest::{CocoEvidence, Model, Verifier};
@@ -9,7 +8,7 @@ use tng_ohttp::api::{ChallengeResponse, VerifyRequest, VerifyResponse};
 
 use super::EgressContext;
 use crate::error::TngError;
-use crate::http::body::{json_response, read_small, Body};
+use crate::http::body::{is_json, json_response, read_small, Body};
 
 const MAX_EVIDENCE_BYTES: usize = 1024 * 1024;
 
@@ -45,18 +44,7 @@ pub async fn verify(
     let verifier = background_check_verifier(context, CODE)?;
     let bad =
         |message: String| TngError::new(StatusCode::BAD_REQUEST, "InvalidRequestPayload", message);
-    let is_json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
-    if !is_json {
+    if !is_json(req.headers()) {
         return Err(bad(
             "Expected request with `Content-Type: application/json`".into(),
         ));

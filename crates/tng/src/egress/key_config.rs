@@ -12,7 +12,7 @@ use tng_ohttp::api::{
 
 use super::EgressContext;
 use crate::error::TngError;
-use crate::http::body::{json_response, read_small, Body};
+use crate::http::body::{is_json, json_response, read_small, Body};
 
 /// Key-config requests are tiny JSON documents; anything bigger is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -26,15 +26,8 @@ pub async fn serve(
         attestation_request: None,
     };
     // No content-type means "no body", like `{"attestation_request": null}` (upstream does so).
-    if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
-        let is_json = content_type.to_str().is_ok_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
-        if !is_json {
+    if parts.headers.contains_key(CONTENT_TYPE) {
+        if !is_json(&parts.headers) {
             return Err(bad_payload(
                 "Expected request with `Content-Type: application/json`",
             ));

@@ -24,7 +24,7 @@ use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
 use super::EgressContext;
 use crate::error::TngError;
 use crate::http::body::{empty, Body};
-use crate::tunnel::headers::{declares_body, strip_connection_specific};
+use crate::tunnel::headers::{content_length, declares_body, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, read_at_least, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
@@ -278,17 +278,14 @@ async fn build_backend_request(
             headers.insert(header::HOST, host);
         }
     }
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared_length = content_length(&headers);
     let body = if has_body {
-        request_body(reader, None, content_length, failure)
+        request_body(reader, None, declared_length, failure)
     } else {
         // No framing header: HTTP/2 clients may still send a body. Look at the next event,
         // which for a body-less request is already in the first chunk.
         match reader.next_event().await.map_err(bhttp_error)? {
-            Some(Event::Data(first)) => request_body(reader, Some(first), content_length, failure),
+            Some(Event::Data(first)) => request_body(reader, Some(first), declared_length, failure),
             _ => empty(),
         }
     };

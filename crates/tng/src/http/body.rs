@@ -45,6 +45,20 @@ pub fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
+/// Whether a request says its body is JSON (`application/json`, parameters allowed).
+pub fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
 /// Reads a small control-plane body (key-config JSON and the like). The limit keeps a
 /// misbehaving peer from making us buffer without bound; data-plane bodies never come here.
 pub async fn read_small<B>(body: B, limit: usize) -> Result<Bytes, BoxError>

@@ -25,7 +25,7 @@ use super::replay::{self, AttemptBody, REPLAY_LIMIT};
 use super::{describe_client_error, is_timeout, IngressContext};
 use crate::error::TngError;
 use crate::http::body::{read_small, Body};
-use crate::tunnel::headers::{is_upgrade, strip_connection_specific};
+use crate::tunnel::headers::{content_length, is_upgrade, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
@@ -266,11 +266,8 @@ async fn response_filter(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let mut response = Response::new(response_body(reader, content_length));
+    let declared_length = content_length(&headers);
+    let mut response = Response::new(response_body(reader, declared_length));
     *response.status_mut() = head.status;
     *response.headers_mut() = headers;
     Ok(response)

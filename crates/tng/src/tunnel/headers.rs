@@ -27,17 +27,21 @@ pub fn strip_connection_specific(headers: &mut HeaderMap) {
     }
 }
 
+/// The declared `Content-Length`, if present and well-formed.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Whether a request body is certainly present, by HTTP/1.1 framing rules.
 pub fn declares_body(headers: &HeaderMap) -> bool {
     let chunked = headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
     });
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    chunked || length.is_some_and(|n| n > 0)
+    chunked || content_length(headers).is_some_and(|n| n > 0)
 }
 
 /// Whether a request asks to switch protocols (WebSocket and friends), which OHTTP cannot carry.
