@@ -56,8 +56,9 @@ fn bad_configs_exit_1_with_one_exact_line() {
             "add_egress[0]: no mode given: expected one of mapping, netfilter",
         ),
         (
-            egress(r#", "ohttp": {"key": {"source": "peer_shared", "rotation_interval": 5, "no_ra": true}}"#),
-            "add_egress[0].ohttp.key.source: \"peer_shared\" is not supported yet",
+            // The peer channel's attester is checked like the entry's own.
+            egress(r#", "ohttp": {"key": {"source": "peer_shared", "rotation_interval": 5, "attest": {"aa_addr": "unix:///run/tng-e2e-no-such-agent.sock"}}}"#),
+            "add_egress[0].ohttp.key.attest.aa_addr: Attestation Agent socket file /run/tng-e2e-no-such-agent.sock not found",
         ),
     ];
     let mut mismatches = Vec::new();

@@ -70,6 +70,15 @@ impl KeyRing {
         ring
     }
 
+    /// A ring whose keys are managed elsewhere (a cluster sharing one key set): the owner
+    /// rebuilds it whenever the set or a key's status changes, and never calls `refresh`.
+    pub fn from_entries(entries: Vec<KeyEntry>) -> KeyRing {
+        KeyRing {
+            entries,
+            rotation: None,
+        }
+    }
+
     /// A reloaded key file replaces the old key at once: requests still using the old key get
     /// 422 and refetch, as upstream behaves.
     pub fn replace_static_key(&mut self, key: ServerKey, now: SystemTime) {

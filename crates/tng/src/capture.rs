@@ -15,8 +15,24 @@ use tng_capture::rules::{
     Destination as RuleDestination, EgressRules, IngressRules, RuleSet, Selection,
 };
 use tng_config::{CaptureDst, EgressNetfilter, IngressNetfilter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tracing::{info, warn};
+
+/// Pending-connection queue of every listener (the kernel caps it at `somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` (so start-up fails on a taken port) that does not listen yet:
+/// until [`TcpSocket::listen`], connection attempts are refused rather than queued, which a
+/// load balancer in front takes as "try another node".
+pub fn bind_unlistened(addr: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
 
 /// How to learn an accepted connection's original destination.
 #[derive(Clone, Copy, Debug)]
@@ -161,7 +177,7 @@ pub fn ingress_netfilter(
 pub fn egress_netfilter(
     id: usize,
     config: &EgressNetfilter,
-) -> anyhow::Result<(TcpListener, Capture)> {
+) -> anyhow::Result<(TcpSocket, Capture)> {
     let field = format!("add_egress[{id}].netfilter");
     let selection = prepare(
         &field,
@@ -174,10 +190,8 @@ pub fn egress_netfilter(
         Ipv4Addr::UNSPECIFIED,
         config.listen_port.unwrap_or(0),
     ));
-    let std_listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("{field}: cannot listen on {addr}"))?;
-    std_listener.set_nonblocking(true)?;
-    let listener = TcpListener::from_std(std_listener)?;
+    let listener =
+        bind_unlistened(addr).with_context(|| format!("{field}: cannot listen on {addr}"))?;
     let listen_port = listener.local_addr()?.port();
     let rules = EgressRules {
         id,

@@ -192,8 +192,10 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
                 "{kind}[{id}]: the rats_tls transport (no `ohttp` object) is not supported yet"
             );
         }
-        if let Some(tng_config::KeySource::PeerShared(_)) = key {
-            anyhow::bail!("{kind}[{id}].ohttp.key.source: \"peer_shared\" is not supported yet");
+        if let Some(tng_config::KeySource::PeerShared(peer)) = key {
+            if let Some(attest) = &peer.ra.attest {
+                crate::attestation::check_agent_socket(&format!("{kind}[{id}].ohttp.key"), attest)?;
+            }
         }
     }
     Ok(())

@@ -1,14 +1,15 @@
 //! The egress's key manager: owns the key ring and the task that rotates or reloads it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use tng_config::KeySource;
+use tng_config::{KeySource, PeerShared};
 use tng_ohttp::key_ring::KeyRing;
 use tng_ohttp::keys::ServerKey;
-use tracing::{error, info};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 
 use crate::shutdown::Shutdown;
 
@@ -18,18 +19,32 @@ const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub struct KeyManager {
     ring: RwLock<KeyRing>,
     kind: &'static str,
+    /// Set for `peer_shared`: the cluster node that fills the ring.
+    cluster: OnceLock<Arc<tng_cluster::Node>>,
 }
 
 impl KeyManager {
-    /// Builds the ring and spawns the task that keeps it current until shutdown.
-    pub fn start(source: &KeySource, shutdown: Shutdown) -> anyhow::Result<Arc<Self>> {
+    fn new(ring: KeyRing, kind: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            ring: RwLock::new(ring),
+            kind,
+            cluster: OnceLock::new(),
+        })
+    }
+
+    /// Builds the ring and spawns the task that keeps it current until shutdown. `field` is
+    /// the configuration path of the key (for errors), `so_mark` marks the sockets a
+    /// `peer_shared` node opens to its peers and Attestation Service.
+    pub async fn start(
+        source: &KeySource,
+        field: &str,
+        so_mark: Option<u32>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Arc<Self>> {
         match source {
             KeySource::SelfGenerated { rotation_interval } => {
                 let ring = KeyRing::self_generated(*rotation_interval, SystemTime::now());
-                let manager = Arc::new(Self {
-                    ring: RwLock::new(ring),
-                    kind: "self_generated",
-                });
+                let manager = Self::new(ring, "self_generated");
                 tokio::spawn(rotate(manager.clone(), shutdown));
                 Ok(manager)
             }
@@ -38,16 +53,76 @@ impl KeyManager {
                     .with_context(|| format!("cannot read OHTTP key file {}", path.display()))?;
                 let key = ServerKey::from_pkcs8_pem(&pem, 0)
                     .with_context(|| format!("invalid OHTTP key file {}", path.display()))?;
-                let manager = Arc::new(Self {
-                    ring: RwLock::new(KeyRing::with_static_key(key, SystemTime::now())),
-                    kind: "file",
-                });
+                let manager = Self::new(KeyRing::with_static_key(key, SystemTime::now()), "file");
                 tokio::spawn(watch_file(manager.clone(), path.clone(), pem, shutdown));
                 Ok(manager)
             }
-            KeySource::PeerShared(_) => {
-                anyhow::bail!("ohttp.key.source \"peer_shared\" is not supported yet")
+            KeySource::PeerShared(config) => {
+                Self::start_cluster_node(config, field, so_mark, shutdown).await
             }
+        }
+    }
+
+    async fn start_cluster_node(
+        config: &PeerShared,
+        field: &str,
+        so_mark: Option<u32>,
+        mut shutdown: Shutdown,
+    ) -> anyhow::Result<Arc<Self>> {
+        let auth = tng_cluster::channel::handshake::PeerAuth {
+            attester: match &config.ra.attest {
+                Some(attest) => Some(crate::attestation::attester(field, attest, so_mark)?),
+                None => None,
+            },
+            verifier: match &config.ra.verify {
+                Some(verify) => Some(crate::attestation::verifier(field, verify, so_mark).await?),
+                None => None,
+            },
+        };
+        if auth.verifier.is_none() {
+            warn!(
+                "{field}: peers are not verified (no `verify`): any host that reaches port {} \
+                 can obtain this cluster's OHTTP private keys",
+                config.port
+            );
+        }
+        let manager = Self::new(KeyRing::from_entries(Vec::new()), "peer_shared");
+        let sink = {
+            let manager = Arc::downgrade(&manager);
+            Box::new(move |entries| {
+                if let Some(manager) = manager.upgrade() {
+                    *manager.write() = KeyRing::from_entries(entries);
+                }
+            })
+        };
+        let options = tng_cluster::NodeOptions {
+            rotation_interval: config.rotation_interval,
+            host: config.host.clone(),
+            port: config.port,
+            peers: config.peers.clone(),
+            peers_file: config.peers_file.clone(),
+            auth,
+            so_mark,
+        };
+        let node =
+            tng_cluster::Node::start(options, sink, async move { shutdown.requested().await })
+                .await
+                .with_context(|| field.to_owned())?;
+        let _ = manager.cluster.set(node);
+        Ok(manager)
+    }
+
+    /// Resolves once the egress may serve: at once, except for a `peer_shared` node, which
+    /// must first hold the cluster's keys (a request encrypted to the cluster's key must
+    /// never reach a node that cannot decrypt it).
+    pub async fn wait_ready(&self, shutdown: &mut Shutdown) -> bool {
+        let Some(node) = self.cluster.get() else {
+            return true;
+        };
+        let mut ready: watch::Receiver<bool> = node.ready();
+        tokio::select! {
+            result = ready.wait_for(|ready| *ready) => result.is_ok(),
+            _ = shutdown.requested() => false,
         }
     }
 
@@ -60,7 +135,11 @@ impl KeyManager {
     }
 
     pub fn status_json(&self) -> serde_json::Value {
-        self.read().status_json(self.kind)
+        let mut status = self.read().status_json(self.kind);
+        if let (Some(node), Some(object)) = (self.cluster.get(), status.as_object_mut()) {
+            object.insert("cluster".into(), node.status_json());
+        }
+        status
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tng_config::{Egress, EgressMode};
 use tng_ohttp::passthrough::HeaderPassthrough;
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tokio::net::TcpSocket;
+use tracing::{error, info, warn};
 
 use crate::capture::{Capture, Destination};
 use crate::http::client::{self, ConnectOptions, HttpClient};
@@ -51,7 +51,9 @@ pub struct EgressContext {
 /// [`EgressInstance::serve`].
 pub struct EgressInstance {
     context: Arc<EgressContext>,
-    listeners: Vec<(TcpListener, Destination)>,
+    /// Bound but not yet listening: connections are refused until the egress can serve them
+    /// (see [`keys::KeyManager::wait_ready`]).
+    listeners: Vec<(TcpSocket, Destination)>,
     /// Netfilter rules feeding the listeners; removed when serving ends.
     captures: Vec<Capture>,
     direct_forward: Arc<Vec<regex::Regex>>,
@@ -69,8 +71,6 @@ impl EgressInstance {
                 config.id
             )
         })?;
-        let keys = keys::KeyManager::start(&ohttp.key, shutdown.clone())
-            .with_context(|| format!("add_egress[{}].ohttp.key", config.id))?;
         let cors = ohttp
             .cors
             .as_ref()
@@ -81,6 +81,10 @@ impl EgressInstance {
             EgressMode::Netfilter(n) => Some(n.so_mark),
             EgressMode::Mapping(_) => None,
         };
+        let key_field = format!("add_egress[{}].ohttp.key", config.id);
+        let keys = keys::KeyManager::start(&ohttp.key, &key_field, so_mark, shutdown.clone())
+            .await
+            .with_context(|| key_field.clone())?;
         let attester = config
             .ra
             .attest
@@ -123,9 +127,10 @@ impl EgressInstance {
             EgressMode::Mapping(rules) => {
                 for rule in rules {
                     for (listen, upstream) in rule.pairs() {
-                        let listener = TcpListener::bind(listen).await.with_context(|| {
-                            format!("add_egress[{}]: cannot listen on {listen}", config.id)
-                        })?;
+                        let listener = crate::capture::bind_unlistened(SocketAddr::V4(listen))
+                            .with_context(|| {
+                                format!("add_egress[{}]: cannot listen on {listen}", config.id)
+                            })?;
                         listeners.push((listener, Destination::Fixed(SocketAddr::V4(upstream))));
                     }
                 }
@@ -144,10 +149,21 @@ impl EgressInstance {
         })
     }
 
-    pub async fn serve(self, shutdown: Shutdown, readiness: Readiness) {
+    pub async fn serve(self, mut shutdown: Shutdown, readiness: Readiness) {
+        if !self.context.keys.wait_ready(&mut shutdown).await {
+            drop(self.captures);
+            return;
+        }
         let mut tasks = Vec::new();
-        for (listener, destination) in self.listeners {
-            let local = listener.local_addr().ok();
+        for (socket, destination) in self.listeners {
+            let local = socket.local_addr().ok();
+            let listener = match socket.listen(crate::capture::LISTEN_BACKLOG) {
+                Ok(listener) => listener,
+                Err(err) => {
+                    error!(egress = self.context.id, local = ?local, "cannot listen: {err}");
+                    continue;
+                }
+            };
             let listen_port = local.map(|a| a.port()).unwrap_or(0);
             info!(egress = self.context.id, local = ?local, ?destination, "egress listening");
             let context = self.context.clone();

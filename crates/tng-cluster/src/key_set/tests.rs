@@ -1,0 +1,138 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tng_ohttp::key_ring::{KeyRing, KeyStatus};
+
+use super::*;
+
+const R: Duration = Duration::from_secs(10);
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn statuses(set: &KeySet, now: SystemTime) -> Vec<KeyStatus> {
+    let mut keys: Vec<_> = set.keys().collect();
+    keys.sort_by_key(|k| k.activated_at);
+    keys.iter().map(|k| k.status(now)).collect()
+}
+
+#[test]
+fn bootstrap_is_active_for_one_interval_and_accepted_for_two() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    assert_eq!(statuses(&set, t(0)), [KeyStatus::Active]);
+    assert_eq!(statuses(&set, t(9)), [KeyStatus::Active]);
+    assert_eq!(statuses(&set, t(10)), [KeyStatus::Stale]);
+    assert!(!set.prune(t(24)));
+    assert!(set.prune(t(25)), "gone after 2R + grace");
+    assert!(set.is_empty());
+}
+
+#[test]
+fn leader_creates_successor_half_an_interval_ahead_as_pending() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    assert!(!set.rotate(R, t(4)), "too early");
+    assert!(set.rotate(R, t(5)));
+    assert_eq!(set.len(), 2);
+    assert_eq!(
+        statuses(&set, t(5)),
+        [KeyStatus::Active, KeyStatus::Pending]
+    );
+    assert!(!set.rotate(R, t(6)), "the successor exists already");
+    // At the hand-over exactly one key is Active and it is the successor.
+    assert_eq!(statuses(&set, t(10)), [KeyStatus::Stale, KeyStatus::Active]);
+    let ids: Vec<u8> = set.keys().map(|k| k.key.key_id()).collect();
+    assert!(
+        ids.contains(&0) && ids.contains(&1),
+        "distinct ids: {ids:?}"
+    );
+}
+
+#[test]
+fn pending_lead_is_capped_at_thirty_seconds() {
+    assert_eq!(
+        pending_lead(Duration::from_secs(5)),
+        Duration::from_millis(2500)
+    );
+    assert_eq!(
+        pending_lead(Duration::from_secs(300)),
+        Duration::from_secs(30)
+    );
+}
+
+#[test]
+fn rotate_recovers_a_set_without_usable_keys() {
+    let mut set = KeySet::default();
+    assert!(set.rotate(R, t(0)), "empty set");
+    assert!(set.has_active(t(0)));
+    // The cluster was down for longer than the key's life.
+    assert!(set.rotate(R, t(100)));
+    assert!(set.has_active(t(100)));
+}
+
+#[test]
+fn merge_is_a_union_and_reports_changes() {
+    let mut a = KeySet::default();
+    a.bootstrap(R, t(0));
+    let mut b = KeySet::default();
+    assert!(b.merge(a.keys().cloned(), t(1)));
+    assert!(!b.merge(a.keys().cloned(), t(1)), "nothing new");
+    assert_eq!(a.digest(), b.digest());
+    b.rotate(R, t(6));
+    assert_ne!(a.digest(), b.digest());
+    assert!(a.merge(b.keys().cloned(), t(6)));
+    assert_eq!(a.digest(), b.digest());
+}
+
+#[test]
+fn merge_skips_expired_keys() {
+    let mut a = KeySet::default();
+    a.bootstrap(R, t(0));
+    let mut b = KeySet::default();
+    assert!(!b.merge(a.keys().cloned(), t(30)));
+    assert!(b.is_empty());
+}
+
+#[test]
+fn diverged_sets_advertise_the_same_key_after_merging() {
+    // A partition: both sides bootstrapped or rotated on their own.
+    let mut a = KeySet::default();
+    a.bootstrap(R, t(0));
+    let mut b = KeySet::default();
+    b.bootstrap(R, t(3));
+    a.merge(b.keys().cloned(), t(4));
+    b.merge(a.keys().cloned(), t(4));
+    let visible = |set: &KeySet| {
+        KeyRing::from_entries(set.ring_entries(t(4)))
+            .client_visible()
+            .map(|(key, _)| *key.public_key())
+    };
+    assert_eq!(visible(&a), visible(&b));
+    assert!(visible(&a).is_some());
+}
+
+#[test]
+fn wire_round_trip_keeps_key_and_lifetime() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    set.rotate(R, t(5));
+    let wire = set.to_wire();
+    assert_eq!(wire.len(), 2);
+    let mut copy = KeySet::default();
+    copy.merge(wire.iter().map(|w| w.decode().expect("decode")), t(5));
+    assert_eq!(copy.digest(), set.digest());
+    assert_eq!(copy.to_wire(), wire);
+}
+
+#[test]
+fn wire_key_with_inverted_lifetime_is_refused() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    let mut wire = set.to_wire().remove(0);
+    wire.stale_at = wire.activated_at - 1;
+    assert!(matches!(wire.decode(), Err(WireKeyError::Lifetime { .. })));
+    let mut wire = set.to_wire().remove(0);
+    wire.private_key = "garbage".into();
+    assert!(matches!(wire.decode(), Err(WireKeyError::Key(_))));
+}

@@ -1,0 +1,184 @@
+//! What a node does next, decided from its view of the cluster alone (no IO), so each rule —
+//! who creates keys, who asks whom — is a unit test.
+
+use std::time::Duration;
+
+/// Another node as gossip shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub node_id: String,
+    pub alive: bool,
+    /// Holds an Active key (and so can hand the set over).
+    pub ready: bool,
+    pub keys_digest: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct View<'a> {
+    pub self_id: &'a str,
+    /// This node holds an Active key.
+    pub self_ready: bool,
+    pub self_digest: &'a str,
+    /// Peers are configured (`peers` or `peers_file` non-empty).
+    pub has_peers: bool,
+    /// Time since this node started gossiping.
+    pub uptime: Duration,
+    pub members: &'a [Member],
+}
+
+/// How long a node with peers watches the membership before it may take part in a cold start:
+/// long enough for gossip to show which peers already hold keys.
+pub const COLD_START_SETTLE: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Create the cluster's first key.
+    pub bootstrap: bool,
+    /// This node is the rotation leader.
+    pub lead: bool,
+    /// Ask these nodes for their key sets (they hold keys this node may lack).
+    pub pull_from: Vec<String>,
+}
+
+impl View<'_> {
+    /// The smallest id among live nodes holding keys, this one included.
+    pub fn leader(&self) -> Option<&str> {
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.alive && m.ready)
+            .map(|m| m.node_id.as_str());
+        let own = self.self_ready.then_some(self.self_id);
+        others.chain(own).min()
+    }
+
+    pub fn plan(&self) -> Plan {
+        let live: Vec<&Member> = self.members.iter().filter(|m| m.alive).collect();
+        let any_ready = live.iter().any(|m| m.ready);
+        let bootstrap =
+            !self.self_ready && (!self.has_peers || self.cold_start_is_mine(&live, any_ready));
+        let pull_from = live
+            .iter()
+            .filter(|m| m.ready && m.keys_digest != self.self_digest)
+            .map(|m| m.node_id.clone())
+            .collect();
+        Plan {
+            bootstrap,
+            lead: self.self_ready && self.leader() == Some(self.self_id),
+            pull_from,
+        }
+    }
+
+    /// A cold cluster (live peers, none holding keys) is started by its smallest member. A node
+    /// that sees no live peer never creates keys: its peers may merely be unreachable, and
+    /// keys it invented would be unknown to the cluster it is about to rejoin.
+    fn cold_start_is_mine(&self, live: &[&Member], any_ready: bool) -> bool {
+        !live.is_empty()
+            && !any_ready
+            && self.uptime >= COLD_START_SETTLE
+            && live.iter().all(|m| self.self_id < m.node_id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, alive: bool, ready: bool, digest: &str) -> Member {
+        Member {
+            node_id: id.into(),
+            alive,
+            ready,
+            keys_digest: digest.into(),
+        }
+    }
+
+    fn view<'a>(self_id: &'a str, ready: bool, has_peers: bool, members: &'a [Member]) -> View<'a> {
+        View {
+            self_id,
+            self_ready: ready,
+            self_digest: if ready { "d1" } else { "" },
+            has_peers,
+            uptime: Duration::from_secs(10),
+            members,
+        }
+    }
+
+    #[test]
+    fn a_node_without_peers_bootstraps_at_once_and_leads() {
+        let plan = View {
+            uptime: Duration::ZERO,
+            ..view("n1", false, false, &[])
+        }
+        .plan();
+        assert!(plan.bootstrap);
+        let plan = view("n1", true, false, &[]).plan();
+        assert_eq!(
+            plan,
+            Plan {
+                bootstrap: false,
+                lead: true,
+                pull_from: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_node_whose_peers_are_unreachable_waits() {
+        let members = [member("n2", false, true, "d1")];
+        let plan = view("n1", false, true, &members).plan();
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn a_joining_node_pulls_and_never_creates() {
+        let members = [
+            member("n2", true, true, "d1"),
+            member("n3", true, false, ""),
+        ];
+        let plan = view("n1", false, true, &members).plan();
+        assert!(!plan.bootstrap, "n1 is smallest but keys exist");
+        assert!(!plan.lead);
+        assert_eq!(plan.pull_from, ["n2"]);
+    }
+
+    #[test]
+    fn a_cold_cluster_is_started_by_its_smallest_member_after_settling() {
+        let members = [member("n2", true, false, ""), member("n3", true, false, "")];
+        assert!(view("n1", false, true, &members).plan().bootstrap);
+        let early = View {
+            uptime: Duration::from_secs(1),
+            ..view("n1", false, true, &members)
+        };
+        assert!(!early.plan().bootstrap);
+        let members = [member("n1", true, false, ""), member("n3", true, false, "")];
+        assert!(!view("n2", false, true, &members).plan().bootstrap);
+    }
+
+    #[test]
+    fn the_leader_is_the_smallest_live_node_with_keys() {
+        let members = [
+            member("n1", true, false, ""),
+            member("n3", true, true, "d1"),
+        ];
+        let v = view("n2", true, true, &members);
+        assert_eq!(v.leader(), Some("n2"));
+        assert!(v.plan().lead);
+        let members = [member("n1", true, true, "d1")];
+        assert!(!view("n2", true, true, &members).plan().lead);
+        // A dead smaller node does not lead.
+        let members = [member("n1", false, true, "d1")];
+        assert!(view("n2", true, true, &members).plan().lead);
+    }
+
+    #[test]
+    fn only_ready_members_with_a_different_set_are_asked() {
+        let members = [
+            member("n2", true, true, "d1"),
+            member("n3", true, true, "d2"),
+            member("n4", false, true, "d3"),
+            member("n5", true, false, "d4"),
+        ];
+        assert_eq!(view("n1", true, true, &members).plan().pull_from, ["n3"]);
+    }
+}
