@@ -16,11 +16,12 @@ use sha2::{Digest, Sha256};
 use tng_ohttp::key_ring::{KeyEntry, KeyStatus, EXPIRY_GRACE};
 use tng_ohttp::keys::ServerKey;
 
-/// How long before the current key goes stale the leader creates its successor: half an
-/// interval, at most 30 s. The successor travels to every node while Pending, so by the time it
-/// becomes Active (and advertised) every node can decrypt with it.
+/// How long before the current key goes stale the leader creates its successor: one interval,
+/// at most 60 s. The successor travels to every node while Pending, so by the time it becomes
+/// Active (and advertised) every node can decrypt with it; and a leader that dies is replaced
+/// (failure detection takes a few seconds) long before the successor is due.
 pub fn pending_lead(rotation: Duration) -> Duration {
-    (rotation / 2).min(Duration::from_secs(30))
+    rotation.min(Duration::from_secs(60))
 }
 
 #[derive(Clone, Debug)]

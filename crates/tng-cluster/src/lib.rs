@@ -8,7 +8,7 @@
 //!   attestation bound to that TLS session (its exporter secret is in the evidence's runtime
 //!   data), then the key set, from the node that was asked to the node that asked.
 //! - [`key_set`] and [`plan`]: the pure rules. One leader (the smallest live node id holding
-//!   keys) creates every new key, a half-interval ahead as Pending; all nodes accept Pending,
+//!   keys) creates every new key, one interval (at most 60 s) ahead as Pending; all nodes accept Pending,
 //!   Active and Stale keys and advertise the same Active key; a new node receives keys and
 //!   never creates them, unless it is alone by configuration or the cluster is cold.
 //! - [`node`]: the driver tying them together.

@@ -29,19 +29,24 @@ fn bootstrap_is_active_for_one_interval_and_accepted_for_two() {
 }
 
 #[test]
-fn leader_creates_successor_half_an_interval_ahead_as_pending() {
+fn leader_keeps_one_successor_pending_ahead() {
+    let r = Duration::from_secs(100);
     let mut set = KeySet::default();
-    set.bootstrap(R, t(0));
-    assert!(!set.rotate(R, t(4)), "too early");
-    assert!(set.rotate(R, t(5)));
+    set.bootstrap(r, t(0));
+    // Lead = min(R, 60 s): the successor is due 60 s before the hand-over at 100.
+    assert!(!set.rotate(r, t(39)), "too early");
+    assert!(set.rotate(r, t(40)));
     assert_eq!(set.len(), 2);
     assert_eq!(
-        statuses(&set, t(5)),
+        statuses(&set, t(40)),
         [KeyStatus::Active, KeyStatus::Pending]
     );
-    assert!(!set.rotate(R, t(6)), "the successor exists already");
+    assert!(!set.rotate(r, t(41)), "the successor exists already");
     // At the hand-over exactly one key is Active and it is the successor.
-    assert_eq!(statuses(&set, t(10)), [KeyStatus::Stale, KeyStatus::Active]);
+    assert_eq!(
+        statuses(&set, t(100)),
+        [KeyStatus::Stale, KeyStatus::Active]
+    );
     let ids: Vec<u8> = set.keys().map(|k| k.key.key_id()).collect();
     assert!(
         ids.contains(&0) && ids.contains(&1),
@@ -50,14 +55,24 @@ fn leader_creates_successor_half_an_interval_ahead_as_pending() {
 }
 
 #[test]
-fn pending_lead_is_capped_at_thirty_seconds() {
+fn short_intervals_keep_a_whole_interval_of_lead() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    assert!(set.rotate(R, t(0)), "successor right after the first key");
+    assert!(!set.rotate(R, t(9)));
+    assert!(set.rotate(R, t(10)), "and right after each hand-over");
     assert_eq!(
-        pending_lead(Duration::from_secs(5)),
-        Duration::from_millis(2500)
+        statuses(&set, t(10)),
+        [KeyStatus::Stale, KeyStatus::Active, KeyStatus::Pending]
     );
+}
+
+#[test]
+fn pending_lead_is_one_interval_capped_at_a_minute() {
+    assert_eq!(pending_lead(Duration::from_secs(5)), Duration::from_secs(5));
     assert_eq!(
         pending_lead(Duration::from_secs(300)),
-        Duration::from_secs(30)
+        Duration::from_secs(60)
     );
 }
 
@@ -79,7 +94,7 @@ fn merge_is_a_union_and_reports_changes() {
     assert!(b.merge(a.keys().cloned(), t(1)));
     assert!(!b.merge(a.keys().cloned(), t(1)), "nothing new");
     assert_eq!(a.digest(), b.digest());
-    b.rotate(R, t(6));
+    assert!(b.rotate(R, t(6)));
     assert_ne!(a.digest(), b.digest());
     assert!(a.merge(b.keys().cloned(), t(6)));
     assert_eq!(a.digest(), b.digest());
