@@ -105,3 +105,35 @@ async fn a_peer_that_speaks_no_tls_gets_nothing() {
     );
     assert!(!String::from_utf8_lossy(&got).contains("PRIVATE KEY"));
 }
+
+#[tokio::test]
+async fn a_connection_flood_is_bounded_and_the_channel_recovers() {
+    use tng_cluster::channel::MAX_CONCURRENT_EXCHANGES;
+    use tokio::io::AsyncReadExt;
+    let set = key_set();
+    let addr = holder(PeerAuth::default(), set.clone()).await;
+    // Idle connections that never start TLS each hold an exchange slot.
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONCURRENT_EXCHANGES {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the holder accept them all before the next one arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+        .await
+        .expect("the connection over the limit is closed at once, not left waiting");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without data: {read:?}"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asker = Channel::new(PeerAuth::default(), None).unwrap();
+    let wire = asker
+        .fetch(addr, "asker")
+        .await
+        .expect("fetch after the flood");
+    assert_eq!(wire, set.to_wire());
+}

@@ -23,6 +23,10 @@ use crate::key_set::WireKey;
 /// Bound on one exchange, attestation included (an AA quote plus an AS round trip per side).
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Exchanges answered at once. Each costs Attestation Service calls before the peer has proved
+/// anything, so a flood of connections must not turn into a flood of AS requests; a real
+/// cluster needs one exchange per peer at a time.
+pub const MAX_CONCURRENT_EXCHANGES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -69,6 +73,7 @@ impl Channel {
         listener: TcpListener,
         keys: Arc<dyn Fn() -> Vec<WireKey> + Send + Sync>,
     ) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXCHANGES));
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -79,10 +84,15 @@ impl Channel {
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                warn!(%peer, "peer channel: {MAX_CONCURRENT_EXCHANGES} exchanges already running, connection dropped");
+                continue;
+            };
             let channel = self.clone();
             let keys = keys.clone();
             tokio::spawn(
                 async move {
+                    let _slot = slot;
                     let exchange = channel.answer(stream, keys.as_ref());
                     match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
                         Ok(Ok(peer_id)) => debug!(%peer_id, "peer channel: key set sent"),
