@@ -2,6 +2,7 @@ use regex::Regex;
 
 use crate::error::{ConfigError, Result};
 use crate::json::{compile_regex, Field};
+use crate::limits::{parse_limits, Limits};
 use crate::mapping::{parse_mapping, MappingRule};
 use crate::mode::{reject_unsupported_common, single_mode};
 use crate::netfilter::{parse_egress_netfilter, EgressNetfilter};
@@ -18,6 +19,7 @@ pub struct Egress {
     /// Request paths (matched unanchored, without the query) forwarded without the tunnel.
     pub direct_forward: Vec<Regex>,
     pub ra: Ra,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +29,7 @@ pub enum EgressMode {
 }
 
 const MODES: [&str; 2] = ["mapping", "netfilter"];
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "mapping",
     "netfilter",
     "hook",
@@ -40,6 +42,7 @@ const KEYS: [&str; 12] = [
     "no_ra",
     "attest",
     "verify",
+    "limits",
 ];
 
 pub(crate) fn parse_egress(
@@ -86,6 +89,7 @@ pub(crate) fn parse_egress(
         (None, None) => Vec::new(),
     };
     let ra = parse_ra(&mut obj, warnings)?;
+    let limits = parse_limits(&mut obj, true)?;
     obj.finish(&KEYS)?;
     Ok(Egress {
         id,
@@ -93,6 +97,7 @@ pub(crate) fn parse_egress(
         ohttp,
         direct_forward,
         ra,
+        limits,
     })
 }
 

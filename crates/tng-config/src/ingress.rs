@@ -2,6 +2,7 @@ use crate::control::{parse_endpoint, Endpoint};
 use crate::error::Result;
 use crate::filter::{parse_filter, EndpointFilter};
 use crate::json::Field;
+use crate::limits::{parse_limits, Limits};
 use crate::mapping::{parse_mapping, MappingRule};
 use crate::mode::{reject_unsupported_common, single_mode};
 use crate::netfilter::{parse_ingress_netfilter, IngressNetfilter};
@@ -16,6 +17,7 @@ pub struct Ingress {
     /// `None` means the rats-TLS transport, which the runtime refuses.
     pub ohttp: Option<IngressOhttp>,
     pub ra: Ra,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +49,7 @@ pub struct Socks5Auth {
 }
 
 const MODES: [&str; 4] = ["mapping", "http_proxy", "netfilter", "socks5"];
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "mapping",
     "http_proxy",
     "netfilter",
@@ -62,6 +64,7 @@ const KEYS: [&str; 14] = [
     "no_ra",
     "attest",
     "verify",
+    "limits",
 ];
 
 pub(crate) fn parse_ingress(
@@ -88,12 +91,14 @@ pub(crate) fn parse_ingress(
         _ => None,
     };
     let ra = parse_ra(&mut obj, warnings)?;
+    let limits = parse_limits(&mut obj, false)?;
     obj.finish(&KEYS)?;
     Ok(Ingress {
         id,
         mode,
         ohttp,
         ra,
+        limits,
     })
 }
 

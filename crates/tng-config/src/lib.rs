@@ -13,6 +13,7 @@ mod filter;
 mod ingress;
 mod json;
 mod key;
+mod limits;
 mod mapping;
 mod mode;
 mod netfilter;
@@ -27,6 +28,7 @@ pub use error::ConfigError;
 pub use filter::{EndpointFilter, HostMatcher};
 pub use ingress::{HttpProxy, Ingress, IngressMode, Socks5, Socks5Auth};
 pub use key::{KeySource, PeerShared, DEFAULT_ROTATION_INTERVAL};
+pub use limits::{Limits, DEFAULT_MAX_CHUNK_BYTES};
 pub use mapping::MappingRule;
 pub use netfilter::{CaptureDst, EgressNetfilter, IngressNetfilter, DEFAULT_SO_MARK};
 pub use ohttp::{

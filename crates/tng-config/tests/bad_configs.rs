@@ -52,7 +52,7 @@ fn table() -> Vec<(String, &'static str)> {
         (r#"{"metrics": {}}"#.into(), "unknown field `metrics`, expected one of `add_ingress`, `add_egress`, `control_interface`, `metric`, `trace`, `admin_bind`"),
         (
             ing_nf(r#""no_ra": true, "ingress_mode": "netfilter""#),
-            "add_ingress[0]: unknown field `ingress_mode`, expected one of `mapping`, `http_proxy`, `netfilter`, `socks5`, `hook`, `mapping_udp`, `ohttp`, `encap_in_http`, `rats_tls`, `quic`, `web_page_inject`, `no_ra`, `attest`, `verify`",
+            "add_ingress[0]: unknown field `ingress_mode`, expected one of `mapping`, `http_proxy`, `netfilter`, `socks5`, `hook`, `mapping_udp`, `ohttp`, `encap_in_http`, `rats_tls`, `quic`, `web_page_inject`, `no_ra`, `attest`, `verify`, `limits`",
         ),
         (
             ing_nf(r#""no_ra": true, "ohttp": {"path_defualt": "root"}"#),
@@ -74,7 +74,7 @@ fn table() -> Vec<(String, &'static str)> {
             ing_nf(r#""verify": {"as_addr": "http://198.18.0.1:8080", "policy_ids": [], "aa_addr": "unix:///x"}"#),
             "add_ingress[0].verify: unknown field `aa_addr`, expected one of `model`, `as_provider`, `as_type`, `as_addr`, `policy_ids`, `as_headers`, `trusted_certs_paths`, `verify_signer_transparency`, `skip_as_token_cert_verify`, `aa_provider`, `aa_type`, `api_key`, `ita_jwks_addr`, `attestation_policy`, `reference_values`",
         ),
-        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`"),
+        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`, `limits`"),
         (
             eg_nf(&format!(r#""ohttp": {{"key": {{"source": "self_generated", "rotation": 60}}}}, {ok_attest}"#)),
             "add_egress[0].ohttp.key: unknown field `rotation`, expected one of `source`, `rotation_interval`",
@@ -409,6 +409,29 @@ fn table() -> Vec<(String, &'static str)> {
         (r#"{"metric": {"exporters": []}}"#.into(), "metric: metric exporters are not supported by this implementation"),
         (r#"{"trace": {}}"#.into(), "trace: trace exporters are not supported by this implementation"),
         (r#"{"admin_bind": {"host": "0.0.0.0"}}"#.into(), "admin_bind.port: required"),
+        // limits (our extension): unknown keys, ranges, egress-only fields
+        (
+            eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_header": 10}}"#)),
+            "add_egress[0].limits: unknown field `max_header`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `response_timeout`, `max_metadata_bytes`, `replay_window`",
+        ),
+        (
+            ing_nf(r#""no_ra": true, "limits": {"max_headers": 1, "bogus": true}"#),
+            "add_ingress[0].limits: unknown field `bogus`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `response_timeout`",
+        ),
+        (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_headers": 0}}"#)), "add_egress[0].limits.max_headers: must be > 0"),
+        (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_headers": 10001}}"#)), "add_egress[0].limits.max_headers: must be <= 10000"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_header_bytes": 100}"#), "add_ingress[0].limits.max_header_bytes: must be >= 1024"),
+        (ing_nf(r#""no_ra": true, "limits": {"header_read_timeout": 0}"#), "add_ingress[0].limits.header_read_timeout: must be > 0"),
+        (ing_nf(r#""no_ra": true, "limits": {"idle_timeout": -1}"#), "add_ingress[0].limits.idle_timeout: invalid value: -1, expected a non-negative integer"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_connections": 0}"#), "add_ingress[0].limits.max_connections: must be > 0"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_concurrent_streams": "many"}"#), "add_ingress[0].limits.max_concurrent_streams: invalid type: string \"many\", expected a non-negative integer"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_chunk_bytes": 16}"#), "add_ingress[0].limits.max_chunk_bytes: must be >= 17"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_chunk_bytes": 16777217}"#), "add_ingress[0].limits.max_chunk_bytes: must be <= 16777216"),
+        (ing_nf(r#""no_ra": true, "limits": {"response_timeout": 86401}"#), "add_ingress[0].limits.response_timeout: must be <= 86400"),
+        (ing_nf(r#""no_ra": true, "limits": {"replay_window": 60}"#), "add_ingress[0].limits.replay_window: only valid on add_egress"),
+        (ing_nf(r#""no_ra": true, "limits": {"max_metadata_bytes": 4096}"#), "add_ingress[0].limits.max_metadata_bytes: only valid on add_egress"),
+        (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_metadata_bytes": 10}}"#)), "add_egress[0].limits.max_metadata_bytes: must be >= 64"),
+        (eg_nf(&format!(r#"{ok_attest}, "limits": []"#)), "add_egress[0].limits: invalid type: array, expected an object"),
     ]
 }
 

@@ -449,6 +449,64 @@ fn other_model_keys_are_accepted_and_ca_bundles_are_read() {
 }
 
 #[test]
+fn limits_default_and_override() {
+    use std::time::Duration;
+    let config = parse(
+        r#"{"add_ingress": [{"mapping": {"in": {"port": 10000}, "out": {"host": "127.0.0.1", "port": 10001}}, "no_ra": true}],
+            "add_egress": [{"mapping": {"in": {"port": 10001}, "out": {"host": "127.0.0.1", "port": 8080}}, "no_ra": true,
+                            "limits": {"max_header_bytes": 8192, "max_headers": 50, "header_read_timeout": 5,
+                                       "idle_timeout": 120, "max_connections": 100, "max_concurrent_streams": 16,
+                                       "max_metadata_bytes": 65536, "max_chunk_bytes": 1048576,
+                                       "response_timeout": 0, "replay_window": 0}}]}"#,
+    );
+    let defaults = &config.ingress[0].limits;
+    assert_eq!(defaults, &tng_config::Limits::default());
+    assert_eq!(defaults.max_header_bytes, 65536);
+    assert_eq!(defaults.max_headers, 100);
+    assert_eq!(defaults.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
+    assert_eq!(defaults.max_connections, 10_000);
+    assert_eq!(defaults.max_concurrent_streams, 256);
+    assert_eq!(defaults.max_metadata_bytes, 1024 * 1024);
+    assert_eq!(
+        defaults.max_chunk_bytes,
+        tng_config::DEFAULT_MAX_CHUNK_BYTES
+    );
+    assert_eq!(defaults.max_chunk_bytes, 16384 + 16);
+    assert_eq!(defaults.response_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(defaults.replay_window, Some(Duration::from_secs(60)));
+    let set = &config.egress[0].limits;
+    assert_eq!(
+        set,
+        &tng_config::Limits {
+            max_header_bytes: 8192,
+            max_headers: 50,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 100,
+            max_concurrent_streams: 16,
+            max_metadata_bytes: 65536,
+            max_chunk_bytes: 1 << 20,
+            response_timeout: None,
+            replay_window: None,
+        }
+    );
+    // `null` and `{}` mean the defaults; a partial object overrides only what it names.
+    let config = parse(
+        r#"{"add_egress": [{"mapping": {"in": {"port": 1}, "out": {"host": "127.0.0.1", "port": 2}}, "no_ra": true, "limits": null},
+                           {"mapping": {"in": {"port": 3}, "out": {"host": "127.0.0.1", "port": 4}}, "no_ra": true, "limits": {}},
+                           {"mapping": {"in": {"port": 5}, "out": {"host": "127.0.0.1", "port": 6}}, "no_ra": true, "limits": {"replay_window": 30}}]}"#,
+    );
+    assert_eq!(config.egress[0].limits, tng_config::Limits::default());
+    assert_eq!(config.egress[1].limits, tng_config::Limits::default());
+    assert_eq!(
+        config.egress[2].limits.replay_window,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(config.egress[2].limits.max_headers, 100);
+}
+
+#[test]
 fn empty_config_is_valid() {
     let config = parse("{}");
     assert!(config.ingress.is_empty() && config.egress.is_empty() && config.warnings.is_empty());

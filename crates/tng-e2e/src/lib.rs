@@ -15,6 +15,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod hardening;
 pub mod keys;
 pub mod net;
 pub mod paths;

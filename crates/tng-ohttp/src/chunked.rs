@@ -138,6 +138,7 @@ impl ClientRequest {
                 secret: self.response_secret.clone(),
                 nonce: Vec::with_capacity(self.aead.response_nonce_len()),
             },
+            max_chunk: MAX_CHUNK_CIPHERTEXT,
         }
     }
 }
@@ -145,6 +146,7 @@ impl ClientRequest {
 /// Opens a response body: the response nonce, then chunks.
 pub struct ResponseDecoder {
     state: DecoderState,
+    max_chunk: usize,
 }
 
 enum DecoderState {
@@ -176,11 +178,21 @@ impl ResponseDecoder {
                 return Ok(());
             }
             let cipher = ResponseCipher::derive(*aead, secret, enc, nonce)?;
-            self.state = DecoderState::Chunks(ChunkReader::new(cipher));
+            let mut reader = ChunkReader::new(cipher);
+            reader.set_max_chunk(self.max_chunk);
+            self.state = DecoderState::Chunks(reader);
         }
         match &mut self.state {
             DecoderState::Chunks(reader) => reader.push(data),
             DecoderState::AwaitingNonce { .. } => Ok(()),
+        }
+    }
+
+    /// Sets the largest chunk ciphertext accepted (default [`MAX_CHUNK_CIPHERTEXT`]).
+    pub fn set_max_chunk(&mut self, max: usize) {
+        self.max_chunk = max;
+        if let DecoderState::Chunks(reader) = &mut self.state {
+            reader.set_max_chunk(max);
         }
     }
 
@@ -262,6 +274,11 @@ impl ServerRequest {
 
     pub fn aead(&self) -> Aead {
         self.aead
+    }
+
+    /// Sets the largest chunk ciphertext accepted (default [`MAX_CHUNK_CIPHERTEXT`]).
+    pub fn set_max_chunk(&mut self, max: usize) {
+        self.reader.set_max_chunk(max);
     }
 
     /// Appends received body bytes (everything after the header).

@@ -1,11 +1,9 @@
-use crate::chunked::MAX_CHUNK_CIPHERTEXT;
-
 #[derive(Debug, thiserror::Error)]
 pub enum OhttpError {
     #[error("the chunked OHTTP message was truncated")]
     Truncated,
-    #[error("chunk of {len} bytes exceeds the maximum of {MAX_CHUNK_CIPHERTEXT} bytes")]
-    ChunkTooLarge { len: u64 },
+    #[error("chunk of {len} bytes exceeds the maximum of {max} bytes")]
+    ChunkTooLarge { len: u64, max: usize },
     // Upstream's wording, which operators will search for.
     #[error("the key ID was invalid")]
     KeyIdMismatch,

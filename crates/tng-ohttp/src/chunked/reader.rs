@@ -9,6 +9,8 @@ use crate::varint;
 
 pub(crate) struct ChunkReader<O> {
     opener: O,
+    /// Largest chunk ciphertext accepted (the final chunk included).
+    max_chunk: usize,
     buf: BytesMut,
     /// `buf[..complete]` holds whole non-final chunks, already checked against the size limit.
     complete: usize,
@@ -28,11 +30,17 @@ impl<O: Open> ChunkReader<O> {
     pub(crate) fn new(opener: O) -> Self {
         ChunkReader {
             opener,
+            max_chunk: MAX_CHUNK_CIPHERTEXT,
             buf: BytesMut::new(),
             complete: 0,
             final_at: None,
             state: ReaderState::Open,
         }
+    }
+
+    /// Lowers or raises the chunk size limit (default [`MAX_CHUNK_CIPHERTEXT`]).
+    pub(crate) fn set_max_chunk(&mut self, max: usize) {
+        self.max_chunk = max;
     }
 
     pub(crate) fn push(&mut self, data: &[u8]) -> Result<(), OhttpError> {
@@ -48,8 +56,11 @@ impl<O: Open> ChunkReader<O> {
         loop {
             if let Some(at) = self.final_at {
                 let len = self.buf.len() - at;
-                if len > MAX_CHUNK_CIPHERTEXT {
-                    return Err(OhttpError::ChunkTooLarge { len: len as u64 });
+                if len > self.max_chunk {
+                    return Err(OhttpError::ChunkTooLarge {
+                        len: len as u64,
+                        max: self.max_chunk,
+                    });
                 }
                 return Ok(());
             }
@@ -60,8 +71,13 @@ impl<O: Open> ChunkReader<O> {
                 self.final_at = Some(self.complete + hdr);
                 continue;
             }
-            if len > MAX_CHUNK_CIPHERTEXT as u64 {
-                return Err(OhttpError::ChunkTooLarge { len });
+            // Refused from the declared length alone: nothing is reserved for a chunk, the
+            // buffer only ever holds bytes that arrived.
+            if len > self.max_chunk as u64 {
+                return Err(OhttpError::ChunkTooLarge {
+                    len,
+                    max: self.max_chunk,
+                });
             }
             let end = self.complete + hdr + len as usize;
             if end > self.buf.len() {

@@ -266,6 +266,7 @@ fn every_split_point_and_byte_by_byte() {
                 },
                 DecoderState::Chunks(_) => unreachable!(),
             },
+            max_chunk: MAX_CHUNK_CIPHERTEXT,
         };
         let (a, b) = response.split_at(split);
         let got = drain(&mut d, &[a, b]);
@@ -408,7 +409,10 @@ fn oversized_chunks_are_refused_early() {
     let mut server = ServerRequest::new(&key, &header).unwrap();
     assert!(matches!(
         server.push(&[0x80, 0x00, 0x40, 0x11]),
-        Err(OhttpError::ChunkTooLarge { len: 16401 })
+        Err(OhttpError::ChunkTooLarge {
+            len: 16401,
+            max: 16400
+        })
     ));
     assert!(matches!(server.next_chunk(), Err(OhttpError::Failed)));
     // 16400 is the limit and is accepted as a length.
@@ -421,7 +425,10 @@ fn oversized_chunks_are_refused_early() {
     server.push(&[0; 16400]).unwrap();
     assert!(matches!(
         server.push(&[0]),
-        Err(OhttpError::ChunkTooLarge { len: 16401 })
+        Err(OhttpError::ChunkTooLarge {
+            len: 16401,
+            max: 16400
+        })
     ));
 
     // The response side shares the reader.
@@ -429,7 +436,42 @@ fn oversized_chunks_are_refused_early() {
     decoder.push(&[0; 32]).unwrap();
     assert!(matches!(
         decoder.push(&[0x80, 0x01, 0x00, 0x00]),
-        Err(OhttpError::ChunkTooLarge { len: 65536 })
+        Err(OhttpError::ChunkTooLarge {
+            len: 65536,
+            max: 16400
+        })
+    ));
+}
+
+#[test]
+fn the_chunk_limit_is_configurable_and_never_reserves_memory() {
+    let key = server_key();
+    let client = ClientRequest::new(key.config()).unwrap();
+    let header = RequestHeader::parse(&client.header()).unwrap();
+
+    // Lowered: a 101-byte chunk is refused from its length.
+    let mut server = ServerRequest::new(&key, &header).unwrap();
+    server.set_max_chunk(100);
+    assert!(matches!(
+        server.push(&[0x40, 0x65]),
+        Err(OhttpError::ChunkTooLarge { len: 101, max: 100 })
+    ));
+
+    // Raised: a declared 16 MiB chunk is accepted as a length, and only what arrived is kept
+    // (no allocation up front); it stays incomplete until its bytes come.
+    let mut server = ServerRequest::new(&key, &header).unwrap();
+    server.set_max_chunk(16 * 1024 * 1024);
+    server.push(&[0x81, 0x00, 0x00, 0x00]).unwrap();
+    server.push(&[7; 10]).unwrap();
+    assert!(server.next_chunk().unwrap().is_none());
+
+    // The response side too.
+    let mut decoder = client.response_decoder();
+    decoder.set_max_chunk(64);
+    decoder.push(&[0; 32]).unwrap();
+    assert!(matches!(
+        decoder.push(&[0x40, 0x41]),
+        Err(OhttpError::ChunkTooLarge { len: 65, max: 64 })
     ));
 }
 

@@ -12,12 +12,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::{router, EgressContext};
+use crate::http::server::ConnGuard;
 
 /// Upstream sniffs at most this much of the first request head.
 const SNIFF_LIMIT: usize = 4096;
@@ -29,7 +29,7 @@ pub async fn handle_connection(
     upstream: SocketAddr,
     context: Arc<EgressContext>,
     rules: Arc<Vec<regex::Regex>>,
-    watcher: Watcher,
+    watcher: ConnGuard,
 ) {
     let serve = move |io| {
         crate::http::server::serve_connection(io, Some(watcher), move |req| {

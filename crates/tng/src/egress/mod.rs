@@ -11,6 +11,7 @@
 pub mod background_check;
 pub mod cors;
 pub mod direct_forward;
+pub mod freshness;
 pub mod key_config;
 pub mod keys;
 pub mod router;
@@ -45,6 +46,9 @@ pub struct EgressContext {
     pub cors: Option<cors::CorsPolicy>,
     pub request_passthrough: HeaderPassthrough,
     pub response_passthrough: HeaderPassthrough,
+    pub limits: Arc<tng_config::Limits>,
+    /// Present unless `limits.replay_window` is 0.
+    pub replay: Option<freshness::ReplayGuard>,
 }
 
 /// Builds an egress: binds its listeners and starts its key manager. Serving starts with
@@ -111,7 +115,7 @@ impl EgressInstance {
             verifier,
             passport_cache: std::sync::Mutex::new(None),
             // Connections to the service are marked so the capture rules let them through.
-            backend: client::build(ConnectOptions { so_mark, tls: None }),
+            backend: client::build_limited(ConnectOptions { so_mark, tls: None }, &config.limits),
             cors,
             request_passthrough: crate::runtime::passthrough(
                 &ohttp.header_passthrough.request_headers,
@@ -119,6 +123,8 @@ impl EgressInstance {
             response_passthrough: crate::runtime::passthrough(
                 &ohttp.header_passthrough.response_headers,
             ),
+            limits: Arc::new(config.limits.clone()),
+            replay: config.limits.replay_window.map(freshness::ReplayGuard::new),
         });
         status.add_egress(config.id, keys);
         let mut listeners = Vec::new();
@@ -169,10 +175,11 @@ impl EgressInstance {
             let context = self.context.clone();
             let direct = self.direct_forward.clone();
             let name = format!("egress{}:{listen_port}", self.context.id);
-            tasks.push(tokio::spawn(crate::http::server::accept_loop(
+            tasks.push(tokio::spawn(crate::http::server::accept_loop_limited(
                 listener,
                 shutdown.clone(),
                 name,
+                self.context.limits.clone(),
                 move |stream, _peer, watcher| {
                     let (context, direct) = (context.clone(), direct.clone());
                     async move {

@@ -16,25 +16,27 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tng_ohttp::api::{CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE};
-use tng_ohttp::bhttp::{self, Event, RequestHead};
-use tng_ohttp::chunked::{RequestHeader, ResponseEncoder, ServerRequest};
+use tng_ohttp::bhttp::{self, BhttpError, Event, RequestHead};
+use tng_ohttp::chunked::{OhttpError, RequestHeader, ResponseEncoder, ServerRequest};
 use tng_ohttp::keys::ServerKey;
 use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
 
+use super::freshness::Rejection;
 use super::EgressContext;
 use crate::error::TngError;
-use crate::http::body::{empty, Body};
+use crate::http::body::{empty, full, Body};
 use crate::tunnel::headers::{content_length, declares_body, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, read_at_least, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
 
-/// Metadata carries at most a client token and a public key: a few KiB. Upstream accepts up
-/// to 32 MiB, which would let any peer make us buffer that much per request.
+/// The default of `limits.max_metadata_bytes`. Metadata carries at most a client token and a
+/// public key: a few KiB. Upstream accepts up to 32 MiB, which would let any peer make us
+/// buffer that much per request.
 pub const MAX_METADATA_LEN: usize = 1024 * 1024;
 
 type Reader = MessageReader<Incoming, ServerRequest>;
 /// Why the decrypted request body failed, if it did, so the status can say so.
-type FailureSlot = Arc<Mutex<Option<String>>>;
+type FailureSlot = Arc<Mutex<Option<TngError>>>;
 
 pub async fn serve(
     context: &EgressContext,
@@ -44,13 +46,13 @@ pub async fn serve(
     check_content_type(req.headers())?;
     let (parts, mut body) = req.into_parts();
     let opened = async {
-        let (metadata, rest) = read_metadata(&mut body).await?;
+        let (metadata, rest) = read_metadata(context, &mut body).await?;
         let sender = check_client_auth(context, &metadata)?;
         let key = select_key(context, &metadata)?;
-        open_request(&mut body, rest, &key, sender.as_ref()).await
+        open_request(context, &mut body, rest, &key, sender.as_ref()).await
     }
     .await;
-    let (server_request, rest) = match opened {
+    let (server_request, enc, rest) = match opened {
         Ok(opened) => opened,
         Err(err) => {
             drain(&mut body).await;
@@ -58,7 +60,11 @@ pub async fn serve(
         }
     };
     let encoder = server_request.response_encoder();
-    let mut reader = MessageReader::new(body, server_request, &rest).map_err(bhttp_error)?;
+    let limits = bhttp::Limits {
+        max_field_section: context.limits.max_header_bytes,
+    };
+    let mut reader =
+        MessageReader::with_limits(body, server_request, &rest, limits).map_err(read_error)?;
     let head = match reader.next_event().await {
         Ok(Some(Event::RequestHead(head))) => head,
         Ok(Some(Event::ResponseHead(_))) => {
@@ -69,8 +75,36 @@ pub async fn serve(
             ))
         }
         Ok(_) => return Err(bhttp_error(ReadError::Truncated)),
-        Err(err) => return Err(bhttp_error(err)),
+        Err(ReadError::Bhttp(
+            err
+            @ (BhttpError::FieldSectionTooLarge { .. } | BhttpError::ControlDataTooLarge { .. }),
+        )) => {
+            tracing::warn!("inner request head refused with 431: {err}");
+            return inner_refusal(context, encoder, header_too_large(&err.to_string()));
+        }
+        Err(err) => return Err(read_error(err)),
     };
+    if head.headers.len() > context.limits.max_headers {
+        let why = format!(
+            "{} header fields, more than the limit of {}",
+            head.headers.len(),
+            context.limits.max_headers
+        );
+        tracing::warn!("inner request head refused with 431: {why}");
+        return inner_refusal(context, encoder, header_too_large(&why));
+    }
+    if let Some(replay) = &context.replay {
+        let date = head.headers.get(header::DATE).map(HeaderValue::as_bytes);
+        let admitted = replay.admit(
+            &enc,
+            date,
+            std::time::SystemTime::now(),
+            std::time::Instant::now(),
+        );
+        if let Err(rejection) = admitted {
+            return replay_refusal(context, encoder, replay.window(), rejection);
+        }
+    }
     tracing::debug!(method = %head.method, path = %head.path, "tunnel request opened");
     let failure = FailureSlot::default();
     let backend_request = build_backend_request(
@@ -84,6 +118,72 @@ pub async fn serve(
     .await?;
     let response = forward(context, upstream, backend_request, &failure).await?;
     seal_response(context, response, encoder)
+}
+
+/// A refusal the client must see as the answer to its request (it is not the gateway that
+/// failed but the request that is unacceptable), sealed like a service response.
+fn inner_refusal(
+    context: &EgressContext,
+    encoder: ResponseEncoder,
+    response: Response<Body>,
+) -> Result<Response<Body>, TngError> {
+    seal_response(context, response, encoder)
+}
+
+fn header_too_large(why: &str) -> Response<Body> {
+    let mut response = Response::new(full(format!(
+        "request header fields too large (inside the tunnel): {why}\n"
+    )));
+    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// RFC 9458 §6.5: a request outside the window gets a 400 carrying our `Date` inside the
+/// encapsulated response, so the client can see (and correct) the clock difference. An exact
+/// replay is answered outside the tunnel: whoever replays cannot read a sealed answer, and the
+/// original client never sees this response.
+fn replay_refusal(
+    context: &EgressContext,
+    encoder: ResponseEncoder,
+    window: std::time::Duration,
+    rejection: Rejection,
+) -> Result<Response<Body>, TngError> {
+    match rejection {
+        Rejection::Stale { date, now } => {
+            let message = format!(
+                "request Date {} is outside the replay window of {}s around the egress time {}\n",
+                httpdate::fmt_http_date(date),
+                window.as_secs(),
+                httpdate::fmt_http_date(now),
+            );
+            tracing::warn!("tunnel request refused with 400: {}", message.trim_end());
+            let mut response = Response::new(full(message));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                headers.insert(header::DATE, value);
+            }
+            seal_response(context, response, encoder)
+        }
+        Rejection::Replayed => Err(TngError::new(
+            StatusCode::BAD_REQUEST,
+            "ReplayedRequest",
+            "an encapsulated request with this HPKE encapsulated key was already accepted; \
+             replayed requests are refused",
+        )),
+        Rejection::Full => Err(TngError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ReplayCacheFull",
+            format!(
+                "too many requests within the replay window ({} remembered); retry later",
+                super::freshness::MAX_REMEMBERED
+            ),
+        )),
+    }
 }
 
 /// Reads (a bounded amount of) the rest of a refused request before answering. Closing a
@@ -118,8 +218,11 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
     ))
 }
 
-async fn read_metadata(body: &mut Incoming) -> Result<(Metadata, Bytes), TngError> {
-    let mut reader = MetadataReader::new(MAX_METADATA_LEN);
+async fn read_metadata(
+    context: &EgressContext,
+    body: &mut Incoming,
+) -> Result<(Metadata, Bytes), TngError> {
+    let mut reader = MetadataReader::new(context.limits.max_metadata_bytes);
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
@@ -213,12 +316,14 @@ fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<Server
     })
 }
 
+/// Also returns the request's HPKE encapsulated key, which identifies it for replay checks.
 async fn open_request(
+    context: &EgressContext,
     body: &mut Incoming,
     rest: Bytes,
     key: &ServerKey,
     sender: Option<&[u8; 32]>,
-) -> Result<(ServerRequest, Bytes), TngError> {
+) -> Result<(ServerRequest, [u8; 32], Bytes), TngError> {
     let mut buf = BytesMut::from(&rest[..]);
     let complete = read_at_least(body, &mut buf, RequestHeader::LEN)
         .await
@@ -228,22 +333,38 @@ async fn open_request(
     }
     let header =
         RequestHeader::parse(&buf[..RequestHeader::LEN]).map_err(|e| ohttp_error(e.to_string()))?;
-    let request = match sender {
+    let mut request = match sender {
         Some(pk_s) => ServerRequest::new_auth(key, &header, pk_s),
         None => ServerRequest::new(key, &header),
     }
     .map_err(|e| bhttp_error(ReadError::Ohttp(e)))?;
+    request.set_max_chunk(context.limits.max_chunk_bytes);
     let rest = buf.split_off(RequestHeader::LEN).freeze();
-    Ok((request, rest))
+    Ok((request, header.enc, rest))
 }
 
 fn ohttp_error(message: String) -> TngError {
     TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "OhttpError", message)
 }
 
+/// A chunk over `max_chunk_bytes` is the client's fault (400); anything else keeps upstream's
+/// code, see [`bhttp_error`].
+fn read_error(err: ReadError) -> TngError {
+    match err {
+        ReadError::Ohttp(err @ OhttpError::ChunkTooLarge { .. }) => {
+            TngError::new(StatusCode::BAD_REQUEST, "ChunkTooLarge", err.to_string())
+        }
+        err => bhttp_error(err),
+    }
+}
+
 /// Upstream reports every failure inside the sealed stream as `BhttpError` (decryption happens
 /// lazily inside its BHTTP reader); peers only log the code, so we keep it.
 fn bhttp_error(err: ReadError) -> TngError {
+    bhttp_error_ref(&err)
+}
+
+fn bhttp_error_ref(err: &ReadError) -> TngError {
     TngError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "BhttpError",
@@ -320,7 +441,18 @@ fn request_body(
     plaintext_body(reader, content_length, first, move |err| {
         tracing::warn!("tunnel request body failed: {err}");
         if let Ok(mut slot) = failure.lock() {
-            *slot = Some(err.to_string());
+            *slot = Some(match err {
+                ReadError::Ohttp(OhttpError::ChunkTooLarge { len, max }) => TngError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ChunkTooLarge",
+                    OhttpError::ChunkTooLarge {
+                        len: *len,
+                        max: *max,
+                    }
+                    .to_string(),
+                ),
+                err => bhttp_error_ref(err),
+            });
         }
     })
 }
@@ -331,15 +463,28 @@ async fn forward(
     request: Request<Body>,
     failure: &FailureSlot,
 ) -> Result<Response<Incoming>, TngError> {
-    match context.backend.request(request).await {
+    let sent = context.backend.request(request);
+    let result = match context.limits.response_timeout {
+        Some(limit) => match tokio::time::timeout(limit, sent).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Err(TngError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "UpstreamResponseTimeout",
+                    format!(
+                        "the service at {upstream} sent no response within {}s (limits.response_timeout)",
+                        limit.as_secs()
+                    ),
+                ))
+            }
+        },
+        None => sent.await,
+    };
+    match result {
         Ok(response) => Ok(response),
         Err(err) => {
-            if let Some(message) = failure.lock().ok().and_then(|slot| slot.clone()) {
-                return Err(TngError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "BhttpError",
-                    message,
-                ));
+            if let Some(failed) = failure.lock().ok().and_then(|slot| slot.clone()) {
+                return Err(failed);
             }
             let (code, what) = if err.is_connect() {
                 ("ConnectUpstreamFailed", "cannot connect to the service")
@@ -360,11 +505,15 @@ async fn forward(
     }
 }
 
-fn seal_response(
+fn seal_response<B>(
     context: &EgressContext,
-    response: Response<Incoming>,
+    response: Response<B>,
     encoder: ResponseEncoder,
-) -> Result<Response<Body>, TngError> {
+) -> Result<Response<Body>, TngError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<crate::http::body::BoxError>,
+{
     let (parts, body) = response.into_parts();
     let mut outer = Response::builder().status(StatusCode::OK);
     for (name, value) in &parts.headers {

@@ -32,10 +32,19 @@ pub struct ConnectOptions {
 }
 
 pub fn build(options: ConnectOptions) -> HttpClient {
+    build_limited(options, &tng_config::Limits::default())
+}
+
+/// A client whose response heads are bounded by `limits` (`max_headers`, `max_header_bytes`):
+/// a peer sending more makes the request fail (the callers answer 502).
+pub fn build_limited(options: ConnectOptions, limits: &tng_config::Limits) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
+        .http1_max_headers(limits.max_headers)
+        // hyper's floor for its read buffer is 8 KiB.
+        .http1_max_buf_size(limits.max_header_bytes.max(8192))
         .build(Connector { options })
 }
 

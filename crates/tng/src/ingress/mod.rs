@@ -32,6 +32,7 @@ pub struct IngressContext {
     pub keys: Arc<key_cache::KeyCache>,
     pub request_passthrough: HeaderPassthrough,
     pub response_passthrough: HeaderPassthrough,
+    pub limits: Arc<tng_config::Limits>,
 }
 
 /// What a listener's connections are: transparent (the destination is known from the socket or
@@ -84,10 +85,13 @@ impl IngressInstance {
             IngressMode::Netfilter(n) => Some(n.so_mark),
             _ => None,
         };
-        let http_client = client::build(ConnectOptions {
-            so_mark,
-            tls: tls.clone(),
-        });
+        let http_client = client::build_limited(
+            ConnectOptions {
+                so_mark,
+                tls: tls.clone(),
+            },
+            &config.limits,
+        );
         let verifier = match &config.ra.verify {
             Some(verify) => Some(
                 crate::attestation::verifier(&format!("add_ingress[{id}]"), verify, so_mark)
@@ -121,6 +125,7 @@ impl IngressInstance {
             response_passthrough: crate::runtime::passthrough(
                 &ohttp.header_passthrough.response_headers,
             ),
+            limits: Arc::new(config.limits.clone()),
         });
         let mut listeners = Vec::new();
         let mut captures = Vec::new();
@@ -182,10 +187,11 @@ impl IngressInstance {
             info!(ingress = self.context.id, local = ?local, "ingress listening");
             let context = self.context.clone();
             let name = format!("ingress{}:{listen_port}", self.context.id);
-            tasks.push(tokio::spawn(crate::http::server::accept_loop(
+            tasks.push(tokio::spawn(crate::http::server::accept_loop_limited(
                 listener,
                 shutdown.clone(),
                 name,
+                self.context.limits.clone(),
                 move |stream, _peer: SocketAddr, watcher| {
                     let context = context.clone();
                     let entry = match &entry {

@@ -73,8 +73,17 @@ fn upstream_peer<B>(context: &IngressContext, authority: &str, req: &Request<B>)
 
 /// Mirrors what upstream's ingress sends: empty scheme and authority, origin-form path with
 /// query, and always a `host` header (synthesised from `:authority` for HTTP/2 clients).
+/// Unlike upstream it also adds a `Date` when the client sent none: the egress uses it to
+/// refuse replays of old requests (RFC 9458 §6.5).
 fn encode_head(parts: &http::request::Parts) -> BytesMut {
     let mut headers = parts.headers.clone();
+    if !headers.contains_key(header::DATE) {
+        if let Ok(date) =
+            HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
+            headers.insert(header::DATE, date);
+        }
+    }
     if !headers.contains_key(header::HOST) {
         if let Some(host) = parts
             .uri
@@ -143,7 +152,8 @@ async fn send(
                 format!("cannot seal to the egress key: {e}"),
             )
         })?;
-        let decoder = sealer.response_decoder();
+        let mut decoder = sealer.response_decoder();
+        decoder.set_max_chunk(context.limits.max_chunk_bytes);
         let mut lead = BytesMut::new();
         lead.extend_from_slice(&metadata::encode_frame(&Metadata {
             client_auth: Some(client_auth),
@@ -169,7 +179,21 @@ async fn send(
                 e.to_string(),
             )
         })?;
-        let response = context.client.request(request).await.map_err(|err| {
+        let sent = context.client.request(request);
+        let result = match context.limits.response_timeout {
+            Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| {
+                TngError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "EgressResponseTimeout",
+                    format!(
+                        "the egress at {base_url} sent no response within {}s (limits.response_timeout)",
+                        limit.as_secs()
+                    ),
+                )
+            })?,
+            None => sent.await,
+        };
+        let response = result.map_err(|err| {
             let status = if is_timeout(&err) {
                 StatusCode::GATEWAY_TIMEOUT
             } else {
@@ -223,8 +247,15 @@ async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> Tng
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(err) => format!("(unreadable body: {err})"),
     };
+    // A timeout behind the egress is still a timeout for the client; anything else the
+    // egress refused is a bad gateway from the client's point of view.
+    let relayed = if status == StatusCode::GATEWAY_TIMEOUT {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
     TngError::new(
-        StatusCode::BAD_GATEWAY,
+        relayed,
         "HttpCipherTextBadResponse",
         format!("the egress answered {status}: {detail}"),
     )
@@ -247,7 +278,10 @@ async fn response_filter(
         ));
     }
     let (outer, body) = response.into_parts();
-    let mut reader = MessageReader::new(body, decoder, &[]).map_err(open_error)?;
+    let limits = bhttp::Limits {
+        max_field_section: context.limits.max_header_bytes,
+    };
+    let mut reader = MessageReader::with_limits(body, decoder, &[], limits).map_err(open_error)?;
     let head = match reader.next_event().await.map_err(open_error)? {
         Some(Event::ResponseHead(head)) => head,
         Some(Event::RequestHead(_)) => {
@@ -259,6 +293,17 @@ async fn response_filter(
         }
         _ => return Err(open_error(ReadError::Truncated)),
     };
+    if head.headers.len() > context.limits.max_headers {
+        return Err(TngError::new(
+            StatusCode::BAD_GATEWAY,
+            "InvalidHttpResponse",
+            format!(
+                "the response has {} header fields, more than limits.max_headers ({})",
+                head.headers.len(),
+                context.limits.max_headers
+            ),
+        ));
+    }
     let mut headers = head.headers;
     strip_connection_specific(&mut headers);
     for (name, value) in &outer.headers {

@@ -78,6 +78,9 @@ impl HttpProxy {
         authority: String,
         tunnel: bool,
     ) -> Response<Body> {
+        if let Some(tracker) = req.extensions().get::<crate::http::server::ConnTracker>() {
+            tracker.upgraded();
+        }
         tokio::spawn(async move {
             let upgraded = match hyper::upgrade::on(req).await {
                 Ok(upgraded) => TokioIo::new(upgraded),

@@ -44,12 +44,22 @@ where
     O: ChunkOpener,
 {
     /// `initial` is ciphertext already read from `body` while parsing what precedes it.
-    pub fn new(body: B, mut opener: O, initial: &[u8]) -> Result<Self, ReadError> {
+    pub fn new(body: B, opener: O, initial: &[u8]) -> Result<Self, ReadError> {
+        Self::with_limits(body, opener, initial, bhttp::Limits::default())
+    }
+
+    /// Like [`MessageReader::new`], with the inner message's header sections bounded by `limits`.
+    pub fn with_limits(
+        body: B,
+        mut opener: O,
+        initial: &[u8],
+        limits: bhttp::Limits,
+    ) -> Result<Self, ReadError> {
         opener.push(initial)?;
         Ok(Self {
             body,
             opener,
-            bhttp: bhttp::Decoder::new(bhttp::Limits::default()),
+            bhttp: bhttp::Decoder::new(limits),
             body_done: false,
             opened_final: false,
             saw_end: false,

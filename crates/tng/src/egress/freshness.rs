@@ -1,0 +1,248 @@
+//! Replay protection for encapsulated requests (RFC 9458 §6.5), without IO or clocks of its
+//! own: callers pass the current wall-clock and monotonic times.
+//!
+//! Two checks, in this order:
+//! 1. **Freshness.** The inner request's `Date` (our ingress adds one to every request) must be
+//!    within `window` of our clock, either way. A request without a usable `Date` (upstream
+//!    ingresses send none) skips this check.
+//! 2. **Uniqueness.** Every accepted request's HPKE encapsulated key (`enc`, fresh random per
+//!    request for an honest client) is remembered until a replay of it could pass check 1
+//!    again, and an exact replay is refused. Without a `Date` that is `window` after acceptance,
+//!    so such requests can be replayed once the window has passed.
+//!
+//! The set is bounded by [`MAX_REMEMBERED`]. At the cap new requests are refused (503) until
+//! entries expire: forgetting an entry early would silently re-open the replay it guards.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Most encapsulated keys remembered at once: at about 100 bytes each, ~26 MiB at worst, which
+/// admits ~4,300 requests per second with the default 60-second window.
+pub const MAX_REMEMBERED: usize = 1 << 18;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The inner `Date` is outside the window; carries the request's and our time.
+    Stale { date: SystemTime, now: SystemTime },
+    /// This `enc` was already accepted within the window.
+    Replayed,
+    /// The set of remembered keys is full.
+    Full,
+}
+
+pub struct ReplayGuard {
+    window: Duration,
+    cap: usize,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    expiry: HashMap<[u8; 32], Instant>,
+    /// Expiry order; an entry whose key is no longer in `expiry` with the same instant is stale.
+    queue: BinaryHeap<Reverse<(Instant, [u8; 32])>>,
+}
+
+impl ReplayGuard {
+    pub fn new(window: Duration) -> Self {
+        Self::with_cap(window, MAX_REMEMBERED)
+    }
+
+    pub fn with_cap(window: Duration, cap: usize) -> Self {
+        ReplayGuard {
+            window,
+            cap,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Admits a request or says why not. `date` is the inner `Date` header's value, if any.
+    /// Check and insert are one step, so two concurrent copies cannot both pass.
+    pub fn admit(
+        &self,
+        enc: &[u8; 32],
+        date: Option<&[u8]>,
+        now: SystemTime,
+        mono: Instant,
+    ) -> Result<(), Rejection> {
+        let date = date
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| httpdate::parse_http_date(d.trim()).ok());
+        // How long a replay of this request could still pass the freshness check.
+        let remember = match date {
+            Some(date) => {
+                let skew = match now.duration_since(date) {
+                    Ok(behind) => behind,
+                    Err(ahead) => ahead.duration(),
+                };
+                if skew > self.window {
+                    return Err(Rejection::Stale { date, now });
+                }
+                // Until `date + window`, however far ahead the client's clock is.
+                match date.duration_since(now) {
+                    Ok(ahead) => self.window + ahead,
+                    Err(_) => self.window.saturating_sub(skew),
+                }
+            }
+            None => self.window,
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.expire(mono);
+        if seen.expiry.contains_key(enc) {
+            return Err(Rejection::Replayed);
+        }
+        if seen.expiry.len() >= self.cap {
+            return Err(Rejection::Full);
+        }
+        // One more second: `Date` has one-second resolution and the two clocks drift apart.
+        let until = mono + remember + Duration::from_secs(1);
+        seen.expiry.insert(*enc, until);
+        seen.queue.push(Reverse((until, *enc)));
+        Ok(())
+    }
+
+    /// Keys currently remembered.
+    pub fn len(&self) -> usize {
+        self.seen.lock().map(|s| s.expiry.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Seen {
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((until, enc))) = self.queue.peek().copied() {
+            if until > now {
+                break;
+            }
+            self.queue.pop();
+            if self.expiry.get(&enc) == Some(&until) {
+                self.expiry.remove(&enc);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_secs(60);
+
+    fn date(t: SystemTime) -> Vec<u8> {
+        httpdate::fmt_http_date(t).into_bytes()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    #[test]
+    fn fresh_date_is_admitted_once() {
+        let guard = ReplayGuard::new(W);
+        let mono = Instant::now();
+        let d = date(at(0));
+        assert_eq!(guard.admit(&[1; 32], Some(&d), at(5), mono), Ok(()));
+        assert_eq!(
+            guard.admit(&[1; 32], Some(&d), at(6), mono + Duration::from_secs(1)),
+            Err(Rejection::Replayed)
+        );
+        assert_eq!(guard.admit(&[2; 32], Some(&d), at(6), mono), Ok(()));
+    }
+
+    #[test]
+    fn dates_outside_the_window_either_way_are_stale() {
+        let guard = ReplayGuard::new(W);
+        let mono = Instant::now();
+        let now = at(1000);
+        for skew in [-600i64, -61, 61, 600] {
+            let t = if skew < 0 {
+                now - Duration::from_secs(skew.unsigned_abs())
+            } else {
+                now + Duration::from_secs(skew as u64)
+            };
+            let result = guard.admit(&[3; 32], Some(&date(t)), now, mono);
+            assert_eq!(
+                result,
+                Err(Rejection::Stale { date: t, now }),
+                "skew {skew}"
+            );
+        }
+        // Exactly at the edge is still inside.
+        assert_eq!(
+            guard.admit(&[4; 32], Some(&date(now - W)), now, mono),
+            Ok(())
+        );
+        // A stale request is not remembered.
+        assert!(guard.admit(&[3; 32], Some(&date(now)), now, mono).is_ok());
+    }
+
+    #[test]
+    fn missing_or_garbage_date_skips_freshness_but_not_uniqueness() {
+        let guard = ReplayGuard::new(W);
+        let mono = Instant::now();
+        assert_eq!(guard.admit(&[5; 32], None, at(0), mono), Ok(()));
+        assert_eq!(
+            guard.admit(&[5; 32], Some(b"yesterday"), at(0), mono),
+            Err(Rejection::Replayed)
+        );
+        assert_eq!(
+            guard.admit(&[6; 32], Some(b"yesterday"), at(0), mono),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn entries_expire_when_a_replay_could_no_longer_pass_the_date_check() {
+        let guard = ReplayGuard::new(W);
+        let mono = Instant::now();
+        // Client clock 50 s ahead: its Date stays acceptable until 110 s from now.
+        let d = date(at(50));
+        assert_eq!(guard.admit(&[7; 32], Some(&d), at(0), mono), Ok(()));
+        let later = |s| mono + Duration::from_secs(s);
+        assert_eq!(
+            guard.admit(&[7; 32], Some(&d), at(100), later(100)),
+            Err(Rejection::Replayed)
+        );
+        assert_eq!(guard.len(), 1);
+        // After date + window the entry is gone, and the Date check refuses the replay.
+        assert!(matches!(
+            guard.admit(&[7; 32], Some(&d), at(111), later(111)),
+            Err(Rejection::Stale { .. })
+        ));
+        // Expiry is lazy: the next admission drops the old entry.
+        assert_eq!(guard.admit(&[9; 32], None, at(111), later(111)), Ok(()));
+        assert_eq!(guard.len(), 1);
+        // Without a Date, an entry lives one window from acceptance.
+        assert_eq!(guard.admit(&[8; 32], None, at(0), mono), Ok(()));
+        assert_eq!(
+            guard.admit(&[8; 32], None, at(60), later(60)),
+            Err(Rejection::Replayed)
+        );
+        assert_eq!(guard.admit(&[8; 32], None, at(61), later(61)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_set_refuses_until_entries_expire() {
+        let guard = ReplayGuard::with_cap(W, 2);
+        let mono = Instant::now();
+        assert_eq!(guard.admit(&[1; 32], None, at(0), mono), Ok(()));
+        assert_eq!(guard.admit(&[2; 32], None, at(0), mono), Ok(()));
+        assert_eq!(
+            guard.admit(&[3; 32], None, at(0), mono),
+            Err(Rejection::Full)
+        );
+        assert_eq!(guard.len(), 2);
+        let after = mono + W + Duration::from_secs(1);
+        assert_eq!(guard.admit(&[3; 32], None, at(60), after), Ok(()));
+        assert_eq!(guard.len(), 1);
+    }
+}
