@@ -116,11 +116,9 @@ fn key_file_replaced_with_garbage_keeps_the_old_key() {
     assert_eq!((r.status, r.text()), (200, "new key".to_string()));
 }
 
-/// The watcher uses "the last content read was empty" to mean "unreadable already reported",
-/// so an emptied file that is then removed (or a removed file that reappears empty) goes
-/// unreported while the egress silently keeps its old key.
+/// An emptied file and then a removed one are two different failures, each reported once
+/// (an empty file once looked like "unreadable already reported").
 #[test]
-#[ignore = "product bug: egress/keys.rs watch_file does not log a key file removed after it was emptied"]
 fn key_file_removed_after_being_emptied_is_reported() {
     let backend = Backend::start();
     let dir = test_dir("key-emptied");

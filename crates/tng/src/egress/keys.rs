@@ -163,31 +163,43 @@ async fn rotate(manager: Arc<KeyManager>, mut shutdown: Shutdown) {
     }
 }
 
+/// What the watcher last saw in the key file, so each change is acted on (and each failure
+/// reported) once. An empty file is content like any other, not "unreadable".
+#[derive(PartialEq, Eq)]
+enum Seen {
+    Content(String),
+    Unreadable,
+}
+
 async fn watch_file(
     manager: Arc<KeyManager>,
     path: PathBuf,
-    mut loaded: String,
+    loaded: String,
     mut shutdown: Shutdown,
 ) {
+    let mut seen = Seen::Content(loaded);
     loop {
         tokio::select! {
             _ = shutdown.requested() => return,
             _ = tokio::time::sleep(FILE_POLL_INTERVAL) => {}
         }
         let current = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => text,
+            Ok(text) => Seen::Content(text),
             Err(err) => {
-                if !loaded.is_empty() {
+                if seen != Seen::Unreadable {
                     error!(path = %path.display(), "cannot read OHTTP key file, keeping the current key: {err}");
-                    loaded.clear();
                 }
+                seen = Seen::Unreadable;
                 continue;
             }
         };
-        if current == loaded {
+        if current == seen {
             continue;
         }
-        match ServerKey::from_pkcs8_pem(&current, 0) {
+        let Seen::Content(text) = &current else {
+            continue;
+        };
+        match ServerKey::from_pkcs8_pem(text, 0) {
             Ok(key) => {
                 info!(path = %path.display(), public_key = %hex::encode(key.public_key()), "OHTTP key file changed, new key active");
                 manager.write().replace_static_key(key, SystemTime::now());
@@ -196,6 +208,6 @@ async fn watch_file(
                 error!(path = %path.display(), "OHTTP key file is invalid, keeping the current key: {err}");
             }
         }
-        loaded = current;
+        seen = current;
     }
 }

@@ -532,6 +532,12 @@ where
         )
     })?;
     let lead = encoder.nonce();
+    // The cut reaches the client as a truncated body; the log line says where it happened.
+    let body = http_body_util::BodyExt::map_err(body, |err| {
+        let err: crate::http::body::BoxError = err.into();
+        tracing::warn!("response from the service broke off: {err}");
+        err
+    });
     let body = sealed_body(lead, head, body, encoder);
     outer
         .header(header::CONTENT_TYPE, CONTENT_TYPE_CHUNKED_RESPONSE)
