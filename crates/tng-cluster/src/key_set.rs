@@ -194,6 +194,44 @@ impl KeySet {
             .unwrap_or(0)
     }
 
+    pub fn holds(&self, public_key: &[u8; 32]) -> bool {
+        self.keys.contains_key(public_key)
+    }
+
+    /// The key this node advertises. Every node follows the leader's choice when it holds
+    /// that key (`leaders`: what the leader gossips; `None` on the leader itself). The leader
+    /// keeps advertising its `current` key while it is Active, so merging keys from elsewhere
+    /// (a healed partition) never makes it switch to a key the others may not hold yet; when
+    /// the current key goes stale it takes the Active key with the greatest
+    /// `(expire_at, public key)`, by then held everywhere.
+    pub fn choose_advertised(
+        &self,
+        now: SystemTime,
+        current: Option<[u8; 32]>,
+        leaders: Option<[u8; 32]>,
+    ) -> Option<[u8; 32]> {
+        let usable = |pk: &[u8; 32], active_only: bool| {
+            self.keys.get(pk).is_some_and(|key| match key.status(now) {
+                KeyStatus::Active => true,
+                KeyStatus::Stale => !active_only,
+                KeyStatus::Pending => false,
+            })
+        };
+        if let Some(pk) = leaders.filter(|pk| usable(pk, false)) {
+            return Some(pk);
+        }
+        if let Some(pk) = current.filter(|pk| usable(pk, true)) {
+            return Some(pk);
+        }
+        self.keys
+            .values()
+            .filter(|key| key.status(now) == KeyStatus::Active)
+            .max_by(|a, b| {
+                (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key()))
+            })
+            .map(|key| *key.key.public_key())
+    }
+
     /// A short digest of the set (its public keys), gossiped so nodes notice they differ.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();

@@ -21,6 +21,7 @@ pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
 const CLUSTER_ID: &str = "tng-ohttp-peer-shared";
 const READY_KEY: &str = "ready";
 const DIGEST_KEY: &str = "keys_digest";
+const ADVERTISED_KEY: &str = "advertised";
 
 pub struct Membership {
     handle: ChitchatHandle,
@@ -60,6 +61,7 @@ impl Membership {
         let initial = vec![
             (READY_KEY.to_owned(), "0".to_owned()),
             (DIGEST_KEY.to_owned(), String::new()),
+            (ADVERTISED_KEY.to_owned(), String::new()),
         ];
         let handle = spawn_chitchat(config, initial, &UdpTransport)
             .await
@@ -71,12 +73,23 @@ impl Membership {
         &self.self_id.node_id
     }
 
-    pub async fn publish(&self, ready: bool, digest: &str) {
+    /// Publishes this node's public facts: whether it holds an Active key, the digest of its
+    /// key set, and the public key it advertises (hex).
+    pub async fn publish(&self, ready: bool, digest: &str, advertised: &str) {
         let chitchat = self.handle.chitchat();
         let mut chitchat = chitchat.lock().await;
         let state = chitchat.self_node_state();
-        state.set(READY_KEY, if ready { "1" } else { "0" });
-        state.set(DIGEST_KEY, digest);
+        // chitchat bumps a version on every set, so only changes are written.
+        let ready = if ready { "1" } else { "0" };
+        for (key, value) in [
+            (READY_KEY, ready),
+            (DIGEST_KEY, digest),
+            (ADVERTISED_KEY, advertised),
+        ] {
+            if state.get(key) != Some(value) {
+                state.set(key, value);
+            }
+        }
     }
 
     /// Every other node gossip knows of, newest generation per node id.
@@ -94,6 +107,7 @@ impl Membership {
                 alive: live.contains(id),
                 ready: state.get(READY_KEY) == Some("1"),
                 keys_digest: state.get(DIGEST_KEY).unwrap_or_default().to_owned(),
+                advertised: state.get(ADVERTISED_KEY).unwrap_or_default().to_owned(),
             };
             match members.get(&*id.node_id) {
                 Some((generation, _)) if *generation > id.generation_id => {}

@@ -43,8 +43,8 @@ pub struct NodeOptions {
     pub so_mark: Option<u32>,
 }
 
-/// Receives the ring entries whenever the node recomputes them.
-pub type RingSink = Box<dyn Fn(Vec<KeyEntry>) + Send + Sync>;
+/// Receives the ring entries and the key to advertise whenever the node recomputes them.
+pub type RingSink = Box<dyn Fn(Vec<KeyEntry>, Option<[u8; 32]>) + Send + Sync>;
 
 pub struct Node {
     node_id: String,
@@ -58,6 +58,10 @@ struct State {
     keys: KeySet,
     members: Vec<Member>,
     leader: Option<String>,
+    advertised: Option<[u8; 32]>,
+    /// The leader advertises a key this node does not hold (e.g. just after a partition
+    /// healed): requests encrypted to it would fail here, so the node does not serve.
+    behind: bool,
 }
 
 impl Node {
@@ -143,7 +147,8 @@ impl Node {
         &self.node_id
     }
 
-    /// Turns true once the node holds an Active key of the cluster.
+    /// True while the node may serve: it holds an Active key and the key the leader
+    /// advertises.
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
     }
@@ -168,6 +173,8 @@ impl Node {
             "ready": *self.ready.borrow(),
             "leader": state.leader,
             "keys_digest": state.keys.digest(),
+            "advertised": state.advertised.map(hex::encode),
+            "behind_leader": state.behind,
             "rotation_interval": self.rotation.as_secs(),
             "members": members,
         })
@@ -183,6 +190,9 @@ struct Ask {
     in_flight: bool,
     not_before: Instant,
     failures: u32,
+    /// What gossip said of the peer when it was last asked: a change (it came back, its set
+    /// changed) cancels any back-off, so a healed partition converges at once.
+    last_seen: (bool, String),
 }
 
 struct Driver {
@@ -211,7 +221,12 @@ impl Driver {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tick.tick() => self.step(&done_tx).await,
-                Some((peer, result)) = done_rx.recv() => self.fetched(peer, result),
+                Some((peer, result)) = done_rx.recv() => {
+                    if self.fetched(peer, result) {
+                        // New keys may end "behind": serve again without waiting for a tick.
+                        self.step(&done_tx).await;
+                    }
+                }
                 _ = peers_file_poll.tick(), if self.peers_file.is_some() => self.reload_peers_file().await,
             }
         }
@@ -221,8 +236,9 @@ impl Driver {
     async fn step(&mut self, done_tx: &mpsc::Sender<Fetched>) {
         let now = SystemTime::now();
         let members = self.membership.members().await;
-        let (ready, digest, pull_from) = {
+        let (ready, serving, digest, advertised, to_ask) = {
             let mut state = self.node.lock();
+            log_membership_changes(&state.members, &members);
             state.keys.prune(now);
             let self_ready = state.keys.has_active(now);
             let digest = state.keys.digest();
@@ -235,7 +251,6 @@ impl Driver {
                 members: &members,
             };
             let plan = view.plan();
-            state.leader = view.leader().map(str::to_owned);
             if plan.bootstrap {
                 state.keys.bootstrap(self.node.rotation, now);
                 info!(
@@ -245,36 +260,69 @@ impl Driver {
             } else if plan.lead && state.keys.rotate(self.node.rotation, now) {
                 info!(
                     keys = state.keys.len(),
-                    "peer_shared: leader created the next key (Pending until the current one goes stale)"
+                    "peer_shared: leader created the next key (Pending for one interval)"
                 );
             }
-            if plan.bootstrap {
-                state.leader = Some(self.node.node_id.clone());
+            let leader = if plan.bootstrap {
+                Some(self.node.node_id.clone())
+            } else {
+                view.leader().map(str::to_owned)
+            };
+            let leaders_choice = leader
+                .as_deref()
+                .filter(|id| *id != self.node.node_id)
+                .and_then(|id| members.iter().find(|m| m.node_id == id))
+                .and_then(|m| parse_public_key(&m.advertised));
+            state.advertised = state
+                .keys
+                .choose_advertised(now, state.advertised, leaders_choice);
+            let behind = leaders_choice.is_some_and(|pk| !state.keys.holds(&pk));
+            if behind != state.behind {
+                if behind {
+                    warn!(leader = ?leader, "peer_shared: the leader advertises a key this node lacks; not serving until it has it");
+                } else {
+                    info!("peer_shared: holds the key the leader advertises");
+                }
+                state.behind = behind;
             }
+            let to_ask: Vec<Member> = members
+                .iter()
+                .filter(|m| plan.pull_from.contains(&m.node_id))
+                .cloned()
+                .collect();
+            state.leader = leader;
             state.members = members;
-            (
-                state.keys.has_active(now),
-                state.keys.digest(),
-                plan.pull_from,
-            )
+            let ready = state.keys.has_active(now);
+            let digest = state.keys.digest();
+            (ready, ready && !behind, digest, state.advertised, to_ask)
         };
-        self.publish(ready, &digest, now).await;
-        for peer in pull_from {
-            self.ask(peer, done_tx);
+        self.publish(ready, serving, &digest, advertised, now).await;
+        for member in &to_ask {
+            self.ask(member, done_tx);
         }
     }
 
-    async fn publish(&self, ready: bool, digest: &str, now: SystemTime) {
+    async fn publish(
+        &self,
+        ready: bool,
+        serving: bool,
+        digest: &str,
+        advertised: Option<[u8; 32]>,
+        now: SystemTime,
+    ) {
         let entries = self.node.lock().keys.ring_entries(now);
-        (self.sink)(entries);
-        self.membership.publish(ready, digest).await;
+        (self.sink)(entries, advertised);
+        let advertised_hex = advertised.map(hex::encode).unwrap_or_default();
+        self.membership
+            .publish(ready, digest, &advertised_hex)
+            .await;
         self.node.ready.send_if_modified(|current| {
-            if *current != ready {
-                *current = ready;
-                if ready {
-                    info!("peer_shared: holding the cluster's key set, ready to serve");
+            if *current != serving {
+                *current = serving;
+                if serving {
+                    info!("peer_shared: holding the cluster's keys, serving");
                 } else {
-                    warn!("peer_shared: no Active key left, not ready");
+                    warn!("peer_shared: not serving (no Active key, or behind the leader)");
                 }
                 true
             } else {
@@ -283,16 +331,23 @@ impl Driver {
         });
     }
 
-    fn ask(&mut self, peer: String, done_tx: &mpsc::Sender<Fetched>) {
+    fn ask(&mut self, member: &Member, done_tx: &mpsc::Sender<Fetched>) {
         let now = Instant::now();
-        let ask = self.asks.entry(peer.clone()).or_insert(Ask {
+        let seen = (member.alive, member.keys_digest.clone());
+        let ask = self.asks.entry(member.node_id.clone()).or_insert(Ask {
             in_flight: false,
             not_before: now,
             failures: 0,
+            last_seen: seen.clone(),
         });
+        if ask.last_seen != seen {
+            ask.not_before = now;
+            ask.last_seen = seen;
+        }
         if ask.in_flight || ask.not_before > now {
             return;
         }
+        let peer = member.node_id.clone();
         let Ok(addr) = peer.parse::<SocketAddr>() else {
             warn!(peer, "peer_shared: member id is not an address, ignored");
             ask.not_before = now + RETRY_MAX;
@@ -311,10 +366,11 @@ impl Driver {
         );
     }
 
-    fn fetched(&mut self, peer: String, result: Result<Vec<WireKey>, ChannelError>) {
+    /// Records an exchange's outcome; returns whether the key set changed.
+    fn fetched(&mut self, peer: String, result: Result<Vec<WireKey>, ChannelError>) -> bool {
         let now = Instant::now();
         let Some(ask) = self.asks.get_mut(&peer) else {
-            return;
+            return false;
         };
         ask.in_flight = false;
         match result {
@@ -340,10 +396,12 @@ impl Driver {
                             state.keys.keys().map(|k| millis(k.activated_at)).max(),
                         "peer_shared: received keys from peer"
                     );
+                    true
                 } else {
                     // Nothing new: the difference is on the peer's side, which asks us in
                     // turn. Don't repeat an attested exchange every gossip round meanwhile.
                     ask.not_before = now + NOTHING_NEW_BACKOFF;
+                    false
                 }
             }
             Err(err) => {
@@ -353,6 +411,7 @@ impl Driver {
                     .min(RETRY_MAX);
                 ask.not_before = now + delay;
                 warn!(peer, retry_in = ?delay, "peer_shared: cannot get keys from peer: {err}");
+                false
             }
         }
     }
@@ -374,6 +433,25 @@ impl Driver {
             self.membership.introduce(*addr);
             self.known_peers.insert(*addr);
             self.has_peers = true;
+        }
+    }
+}
+
+fn parse_public_key(hex_text: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+/// One line per member that joins, becomes unreachable or comes back.
+fn log_membership_changes(before: &[Member], after: &[Member]) {
+    for member in after {
+        let was_alive = before
+            .iter()
+            .find(|m| m.node_id == member.node_id)
+            .map(|m| m.alive);
+        match (was_alive, member.alive) {
+            (None | Some(false), true) => info!(peer = member.node_id, "peer_shared: member alive"),
+            (Some(true), false) => warn!(peer = member.node_id, "peer_shared: member unreachable"),
+            _ => {}
         }
     }
 }

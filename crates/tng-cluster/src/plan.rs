@@ -11,6 +11,8 @@ pub struct Member {
     /// Holds an Active key (and so can hand the set over).
     pub ready: bool,
     pub keys_digest: String,
+    /// Hex public key of the key it advertises ("" when none).
+    pub advertised: String,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +92,7 @@ mod tests {
             alive,
             ready,
             keys_digest: digest.into(),
+            advertised: String::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod client;
 pub mod hardening;
 pub mod keys;
 pub mod net;
+pub mod netns;
 pub mod paths;
 pub mod pattern;
 pub mod proc;

@@ -48,6 +48,9 @@ pub struct KeyRing {
     entries: Vec<KeyEntry>,
     /// `None` for a static (file) key, which never rotates.
     rotation: Option<Duration>,
+    /// The key to advertise when the owner decides it (a cluster advertising one key on every
+    /// node); otherwise [`KeyRing::client_visible`]'s own rule applies.
+    advertised: Option<[u8; 32]>,
 }
 
 impl KeyRing {
@@ -56,6 +59,7 @@ impl KeyRing {
         let mut ring = KeyRing {
             entries: Vec::new(),
             rotation: Some(rotation),
+            advertised: None,
         };
         ring.generate(rotation, now);
         ring
@@ -65,6 +69,7 @@ impl KeyRing {
         let mut ring = KeyRing {
             entries: Vec::new(),
             rotation: None,
+            advertised: None,
         };
         ring.replace_static_key(key, now);
         ring
@@ -72,10 +77,13 @@ impl KeyRing {
 
     /// A ring whose keys are managed elsewhere (a cluster sharing one key set): the owner
     /// rebuilds it whenever the set or a key's status changes, and never calls `refresh`.
-    pub fn from_entries(entries: Vec<KeyEntry>) -> KeyRing {
+    /// `advertised` names the key to hand to clients; it is used while the ring holds it and it
+    /// is not Pending.
+    pub fn from_entries(entries: Vec<KeyEntry>, advertised: Option<[u8; 32]>) -> KeyRing {
         KeyRing {
             entries,
             rotation: None,
+            advertised,
         }
     }
 
@@ -158,14 +166,22 @@ impl KeyRing {
             .map(|entry| entry.key.clone())
     }
 
-    /// The key to advertise: the Active key with the greatest `(expire_at, public_key)`,
-    /// with its `expire_at`.
+    /// The key to advertise, with its `expire_at`: the owner's choice when set and held (not
+    /// Pending), else the Active key with the greatest `(expire_at, public_key)`.
     pub fn client_visible(&self) -> Option<(Arc<ServerKey>, SystemTime)> {
-        self.entries
-            .iter()
-            .filter(|entry| entry.status == KeyStatus::Active)
-            .max_by(|a, b| {
-                (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key()))
+        let chosen = self.advertised.and_then(|pk| {
+            self.entries.iter().find(|entry| {
+                entry.status != KeyStatus::Pending && *entry.key.public_key() == pk
+            })
+        });
+        chosen
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .filter(|entry| entry.status == KeyStatus::Active)
+                    .max_by(|a, b| {
+                        (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key()))
+                    })
             })
             .map(|entry| (entry.key.clone(), entry.expire_at))
     }

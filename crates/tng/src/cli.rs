@@ -90,7 +90,10 @@ fn load_config(command: &Command) -> Result<tng_config::Config, String> {
 }
 
 fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The gossip library warns on every failed round with an unreachable peer (several lines a
+    // second per peer); the cluster node logs membership changes itself.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,chitchat=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {

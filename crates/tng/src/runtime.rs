@@ -101,6 +101,11 @@ impl Readiness {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
+    /// A service that stopped accepting (a cluster node that lost the cluster's keys).
+    pub fn service_unready(&self) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub fn is_ready(&self) -> bool {
         self.pending.load(Ordering::SeqCst) == 0
     }

@@ -119,7 +119,7 @@ fn diverged_sets_advertise_the_same_key_after_merging() {
     a.merge(b.keys().cloned(), t(4));
     b.merge(a.keys().cloned(), t(4));
     let visible = |set: &KeySet| {
-        KeyRing::from_entries(set.ring_entries(t(4)))
+        KeyRing::from_entries(set.ring_entries(t(4)), None)
             .client_visible()
             .map(|(key, _)| *key.public_key())
     };
@@ -150,4 +150,56 @@ fn wire_key_with_inverted_lifetime_is_refused() {
     let mut wire = set.to_wire().remove(0);
     wire.private_key = "garbage".into();
     assert!(matches!(wire.decode(), Err(WireKeyError::Key(_))));
+}
+
+#[test]
+fn the_leader_keeps_its_advertised_key_after_a_merge() {
+    // The leader advertises A; a healed partition brings B, which expires later.
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    let a = *set.keys().next().unwrap().key.public_key();
+    let mut other = KeySet::default();
+    other.bootstrap(R, t(3));
+    set.merge(other.keys().cloned(), t(4));
+    let b = *other.keys().next().unwrap().key.public_key();
+    assert_eq!(
+        set.choose_advertised(t(4), None, None),
+        Some(b),
+        "no history: latest expiry"
+    );
+    assert_eq!(
+        set.choose_advertised(t(4), Some(a), None),
+        Some(a),
+        "sticky while Active"
+    );
+    // Once A is stale the leader moves on.
+    assert_eq!(set.choose_advertised(t(10), Some(a), None), Some(b));
+}
+
+#[test]
+fn followers_take_the_leaders_choice_when_they_hold_it() {
+    let mut set = KeySet::default();
+    set.bootstrap(R, t(0));
+    set.rotate(R, t(0));
+    let mut keys: Vec<_> = set.keys().cloned().collect();
+    keys.sort_by_key(|k| k.activated_at);
+    let (first, second) = (*keys[0].key.public_key(), *keys[1].key.public_key());
+    // The leader still gossips the first key just after the hand-over: followers follow,
+    // it is still accepted everywhere.
+    assert_eq!(
+        set.choose_advertised(t(10), Some(second), Some(first)),
+        Some(first)
+    );
+    // A Pending key is never advertised, even if gossip says so.
+    assert_eq!(
+        set.choose_advertised(t(5), Some(first), Some(second)),
+        Some(first)
+    );
+    // A key the follower does not hold: its own choice (and it is behind, see the node).
+    let unknown = [7u8; 32];
+    assert!(!set.holds(&unknown));
+    assert_eq!(
+        set.choose_advertised(t(5), Some(first), Some(unknown)),
+        Some(first)
+    );
 }

@@ -61,33 +61,8 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Runs a command to completion; panics with its output when it fails.
-pub fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {program} {args:?}: {e} (is it installed?)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn try_run(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+pub use tng_e2e::netns::run;
+use tng_e2e::netns::try_run;
 
 /// Which namespace of a topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,40 +328,13 @@ impl Topology {
 
     /// Pids of the processes running in the namespace.
     pub fn pids(&self, side: Side) -> Vec<u32> {
-        Command::new("ip")
-            .args(["netns", "pids", self.ns(side)])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        tng_e2e::netns::namespace_pids(self.ns(side))
     }
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        for side in [Side::Client, Side::Gateway, Side::Server] {
-            for pid in self.pids(side) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
-        // Give the kernel a moment to reap them so the namespaces go away entirely.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while [Side::Client, Side::Gateway, Side::Server]
-            .iter()
-            .any(|s| !self.pids(*s).is_empty())
-            && Instant::now() < deadline
-        {
-            pause(Duration::from_millis(20));
-        }
-        for ns in [&self.client, &self.gateway, &self.server] {
-            let _ = try_run("ip", &["netns", "del", ns]);
-        }
+        tng_e2e::netns::remove_namespaces(&[&self.client, &self.gateway, &self.server]);
         for dir in &self.etc_dirs {
             let _ = fs::remove_dir_all(dir);
         }

@@ -158,3 +158,30 @@ fn status_json_shape() {
     assert!(key["stale_at"].as_str().unwrap().ends_with('Z'));
     assert!(key["expire_at"].as_str().unwrap().starts_with("2083-"));
 }
+
+#[test]
+fn an_owner_chosen_key_is_advertised_unless_pending() {
+    let entry = |id: u8, status: KeyStatus, expire: u64| KeyEntry {
+        key: Arc::new(ServerKey::generate(id)),
+        status,
+        activated_at: t(0),
+        stale_at: t(expire / 2),
+        expire_at: t(expire),
+    };
+    let (older, newer, pending) = (
+        entry(0, KeyStatus::Active, 100),
+        entry(1, KeyStatus::Active, 200),
+        entry(2, KeyStatus::Pending, 300),
+    );
+    let entries = vec![older.clone(), newer.clone(), pending.clone()];
+    let visible = |advertised: Option<&KeyEntry>| {
+        KeyRing::from_entries(entries.clone(), advertised.map(|e| *e.key.public_key()))
+            .client_visible()
+            .map(|(key, expire)| (key.key_id(), expire))
+    };
+    assert_eq!(visible(None), Some((1, t(200))), "default rule: latest expiry");
+    assert_eq!(visible(Some(&older)), Some((0, t(100))));
+    assert_eq!(visible(Some(&pending)), Some((1, t(200))), "never a Pending key");
+    let unknown = entry(3, KeyStatus::Active, 400);
+    assert_eq!(visible(Some(&unknown)), Some((1, t(200))), "not held: default rule");
+}

@@ -86,12 +86,12 @@ impl KeyManager {
                 config.port
             );
         }
-        let manager = Self::new(KeyRing::from_entries(Vec::new()), "peer_shared");
+        let manager = Self::new(KeyRing::from_entries(Vec::new(), None), "peer_shared");
         let sink = {
             let manager = Arc::downgrade(&manager);
-            Box::new(move |entries| {
+            Box::new(move |entries, advertised| {
                 if let Some(manager) = manager.upgrade() {
-                    *manager.write() = KeyRing::from_entries(entries);
+                    *manager.write() = KeyRing::from_entries(entries, advertised);
                 }
             })
         };
@@ -112,18 +112,11 @@ impl KeyManager {
         Ok(manager)
     }
 
-    /// Resolves once the egress may serve: at once, except for a `peer_shared` node, which
-    /// must first hold the cluster's keys (a request encrypted to the cluster's key must
-    /// never reach a node that cannot decrypt it).
-    pub async fn wait_ready(&self, shutdown: &mut Shutdown) -> bool {
-        let Some(node) = self.cluster.get() else {
-            return true;
-        };
-        let mut ready: watch::Receiver<bool> = node.ready();
-        tokio::select! {
-            result = ready.wait_for(|ready| *ready) => result.is_ok(),
-            _ = shutdown.requested() => false,
-        }
+    /// Whether the egress may serve, for a `peer_shared` node (`None`: always). A cluster
+    /// node serves only while it holds an Active key and the key the cluster advertises: a
+    /// request encrypted to the cluster's key must never reach a node that cannot decrypt it.
+    pub fn serving(&self) -> Option<watch::Receiver<bool>> {
+        self.cluster.get().map(|node| node.ready())
     }
 
     pub fn find(&self, public_key: &[u8]) -> Option<Arc<ServerKey>> {

@@ -56,7 +56,7 @@ pub struct EgressContext {
 pub struct EgressInstance {
     context: Arc<EgressContext>,
     /// Bound but not yet listening: connections are refused until the egress can serve them
-    /// (see [`keys::KeyManager::wait_ready`]).
+    /// (see [`keys::KeyManager::serving`]).
     listeners: Vec<(TcpSocket, Destination)>,
     /// Netfilter rules feeding the listeners; removed when serving ends.
     captures: Vec<Capture>,
@@ -155,51 +155,133 @@ impl EgressInstance {
         })
     }
 
-    pub async fn serve(self, mut shutdown: Shutdown, readiness: Readiness) {
-        if !self.context.keys.wait_ready(&mut shutdown).await {
-            drop(self.captures);
-            return;
-        }
+    /// Serves until shutdown. A `peer_shared` node listens only while it may serve (see
+    /// [`keys::KeyManager::serving`]): when it stops, its listeners close — connections are
+    /// refused, so a load balancer tries another node — while requests in flight finish; when
+    /// it may serve again, the same addresses are bound anew.
+    pub async fn serve(mut self, mut shutdown: Shutdown, readiness: Readiness) {
+        let mut serving = self.context.keys.serving();
+        let mut sockets: Vec<(Option<TcpSocket>, Option<SocketAddr>, Destination)> =
+            std::mem::take(&mut self.listeners)
+                .into_iter()
+                .map(|(socket, destination)| {
+                    let addr = socket.local_addr().ok();
+                    (Some(socket), addr, destination)
+                })
+                .collect();
         let mut tasks = Vec::new();
-        for (socket, destination) in self.listeners {
-            let local = socket.local_addr().ok();
-            let listener = match socket.listen(crate::capture::LISTEN_BACKLOG) {
-                Ok(listener) => listener,
-                Err(err) => {
-                    error!(egress = self.context.id, local = ?local, "cannot listen: {err}");
-                    continue;
+        loop {
+            if let Some(serving) = &mut serving {
+                tokio::select! {
+                    result = serving.wait_for(|may| *may) => if result.is_err() { break },
+                    _ = shutdown.requested() => break,
                 }
+            }
+            let round = match &serving {
+                Some(serving) => until_paused(shutdown.clone(), serving.clone()),
+                None => shutdown.clone(),
             };
-            let listen_port = local.map(|a| a.port()).unwrap_or(0);
-            info!(egress = self.context.id, local = ?local, ?destination, "egress listening");
-            let context = self.context.clone();
-            let direct = self.direct_forward.clone();
-            let name = format!("egress{}:{listen_port}", self.context.id);
-            tasks.push(tokio::spawn(crate::http::server::accept_loop_limited(
-                listener,
-                shutdown.clone(),
-                name,
-                self.context.limits.clone(),
-                move |stream, _peer, watcher| {
-                    let (context, direct) = (context.clone(), direct.clone());
-                    async move {
-                        match destination.resolve(&stream, listen_port) {
-                            Ok(upstream) => {
-                                direct_forward::handle_connection(
-                                    stream, upstream, context, direct, watcher,
-                                )
-                                .await
-                            }
-                            Err(err) => warn!("dropping connection: {err}"),
-                        }
+            for (socket, addr, destination) in &mut sockets {
+                let listener = match listen(socket.take(), *addr).await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        error!(egress = self.context.id, local = ?addr, "cannot listen: {err}");
+                        continue;
                     }
+                };
+                tasks.push(self.accept(listener, *destination, round.clone()));
+            }
+            readiness.service_ready();
+            match &mut serving {
+                Some(serving) => tokio::select! {
+                    _ = serving.wait_for(|may| !*may) => {}
+                    _ = shutdown.requested() => break,
                 },
-            )));
+                None => break,
+            }
+            readiness.service_unready();
+            warn!(
+                egress = self.context.id,
+                "not accepting connections until this node holds the cluster's keys again"
+            );
         }
-        readiness.service_ready();
         for task in tasks {
             let _ = task.await;
         }
-        drop(self.captures);
+        drop(std::mem::take(&mut self.captures));
     }
+
+    fn accept(
+        &self,
+        listener: tokio::net::TcpListener,
+        destination: Destination,
+        stop: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let local = listener.local_addr().ok();
+        let listen_port = local.map(|a| a.port()).unwrap_or(0);
+        info!(egress = self.context.id, local = ?local, ?destination, "egress listening");
+        let context = self.context.clone();
+        let direct = self.direct_forward.clone();
+        let name = format!("egress{}:{listen_port}", self.context.id);
+        tokio::spawn(crate::http::server::accept_loop_limited(
+            listener,
+            stop,
+            name,
+            self.context.limits.clone(),
+            move |stream, _peer, watcher| {
+                let (context, direct) = (context.clone(), direct.clone());
+                async move {
+                    match destination.resolve(&stream, listen_port) {
+                        Ok(upstream) => {
+                            direct_forward::handle_connection(
+                                stream, upstream, context, direct, watcher,
+                            )
+                            .await
+                        }
+                        Err(err) => warn!("dropping connection: {err}"),
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// Listens on the socket bound at start-up, or, after a pause, on a new one bound to the same
+/// address (the previous listener closes as its accept loop stops, so a few retries cover
+/// the moment it is still open).
+async fn listen(
+    socket: Option<TcpSocket>,
+    addr: Option<SocketAddr>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(socket) = socket {
+        return socket.listen(crate::capture::LISTEN_BACKLOG);
+    }
+    let addr = addr.ok_or_else(|| std::io::Error::other("listener address unknown"))?;
+    let mut attempt = 0;
+    loop {
+        match crate::capture::bind_unlistened(addr) {
+            Ok(socket) => return socket.listen(crate::capture::LISTEN_BACKLOG),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && attempt < 40 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A stop signal for one serving round: process shutdown, or the node ceasing to serve.
+fn until_paused(
+    mut shutdown: Shutdown,
+    mut serving: tokio::sync::watch::Receiver<bool>,
+) -> Shutdown {
+    let (trigger, round) = crate::shutdown::channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.requested() => {}
+            _ = serving.wait_for(|may| !*may) => {}
+        }
+        trigger.trigger();
+    });
+    round
 }
