@@ -131,6 +131,7 @@ impl Node {
             default_port: options.port,
             started: Instant::now(),
             asks: BTreeMap::new(),
+            ever_had_members: false,
         };
         let span = info_span!("peer_shared", node_id = node.node_id);
         tokio::spawn(
@@ -206,6 +207,8 @@ struct Driver {
     default_port: u16,
     started: Instant,
     asks: BTreeMap<String, Ask>,
+    /// Gossip has shown at least one other member since start.
+    ever_had_members: bool,
 }
 
 type Fetched = (String, Result<Vec<WireKey>, ChannelError>);
@@ -239,6 +242,7 @@ impl Driver {
         let (ready, serving, digest, advertised, to_ask) = {
             let mut state = self.node.lock();
             log_membership_changes(&state.members, &members);
+            self.ever_had_members |= !members.is_empty();
             state.keys.prune(now);
             let self_ready = state.keys.has_active(now);
             let digest = state.keys.digest();
@@ -248,6 +252,7 @@ impl Driver {
                 self_digest: if state.keys.is_empty() { "" } else { &digest },
                 has_peers: self.has_peers,
                 uptime: self.started.elapsed(),
+                abandoned: self.ever_had_members && members.is_empty(),
                 members: &members,
             };
             let plan = view.plan();

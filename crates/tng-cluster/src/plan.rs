@@ -25,6 +25,9 @@ pub struct View<'a> {
     pub has_peers: bool,
     /// Time since this node started gossiping.
     pub uptime: Duration,
+    /// Gossip once knew other members and has since forgotten them all (they stayed
+    /// unreachable past the failure detector's grace period).
+    pub abandoned: bool,
     pub members: &'a [Member],
 }
 
@@ -57,8 +60,8 @@ impl View<'_> {
     pub fn plan(&self) -> Plan {
         let live: Vec<&Member> = self.members.iter().filter(|m| m.alive).collect();
         let any_ready = live.iter().any(|m| m.ready);
-        let bootstrap =
-            !self.self_ready && (!self.has_peers || self.cold_start_is_mine(&live, any_ready));
+        let bootstrap = !self.self_ready
+            && (!self.has_peers || self.abandoned || self.cold_start_is_mine(&live, any_ready));
         let pull_from = live
             .iter()
             .filter(|m| m.ready && m.keys_digest != self.self_digest)
@@ -66,9 +69,18 @@ impl View<'_> {
             .collect();
         Plan {
             bootstrap,
-            lead: self.self_ready && self.leader() == Some(self.self_id),
+            lead: self.self_ready && self.leader() == Some(self.self_id) && !self.isolated(),
             pull_from,
         }
+    }
+
+    /// Every known member is unreachable. Such a node creates no keys: its Active and Pending
+    /// keys are the cluster's own lineage, so whatever it serves stays decryptable everywhere,
+    /// and when that lineage moves past what it holds it simply runs out of Active keys and
+    /// stops serving — instead of inventing keys the rest of the cluster has never seen (which
+    /// a partition that heals would send traffic to).
+    pub fn isolated(&self) -> bool {
+        self.has_peers && !self.members.is_empty() && self.members.iter().all(|m| !m.alive)
     }
 
     /// A cold cluster (live peers, none holding keys) is started by its smallest member. A node
@@ -103,6 +115,7 @@ mod tests {
             self_digest: if ready { "d1" } else { "" },
             has_peers,
             uptime: Duration::from_secs(10),
+            abandoned: false,
             members,
         }
     }
@@ -170,8 +183,49 @@ mod tests {
         let members = [member("n1", true, true, "d1")];
         assert!(!view("n2", true, true, &members).plan().lead);
         // A dead smaller node does not lead.
-        let members = [member("n1", false, true, "d1")];
+        let members = [member("n1", false, true, "d1"), member("n3", true, true, "d1")];
         assert!(view("n2", true, true, &members).plan().lead);
+    }
+
+    #[test]
+    fn an_isolated_node_keeps_its_keys_but_creates_none() {
+        let members = [
+            member("n2", false, true, "d1"),
+            member("n3", false, true, "d1"),
+        ];
+        let v = view("n1", true, true, &members);
+        assert!(v.isolated());
+        assert_eq!(v.leader(), Some("n1"));
+        assert_eq!(
+            v.plan(),
+            Plan::default(),
+            "no rotation, no bootstrap, nobody to ask"
+        );
+        // One peer back: a cluster again, and n1 leads it.
+        let members = [
+            member("n2", true, true, "d1"),
+            member("n3", false, true, "d1"),
+        ];
+        assert!(view("n1", true, true, &members).plan().lead);
+        // No peers configured: never isolated.
+        assert!(view("n1", true, false, &[]).plan().lead);
+    }
+
+    #[test]
+    fn a_node_whose_peers_were_forgotten_carries_on_alone() {
+        let abandoned = View {
+            abandoned: true,
+            ..view("n1", false, true, &[])
+        };
+        assert!(
+            abandoned.plan().bootstrap,
+            "its keys ran out while isolated"
+        );
+        let abandoned = View {
+            abandoned: true,
+            ..view("n1", true, true, &[])
+        };
+        assert!(abandoned.plan().lead);
     }
 
     #[test]

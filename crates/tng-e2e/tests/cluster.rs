@@ -695,9 +695,10 @@ fn partitioned_node_converges_after_heal() {
     let cut_for = t0.elapsed();
     c.set_link(cut, true);
     let healed = Instant::now();
-    // For the record (the request outcomes below are what is asserted): how long after the
-    // heal the healed node still accepted connections without holding the Active key of the
-    // others, i.e. while a request encrypted to that key would get 422 from it.
+    // Whether, after the heal, the healed node accepted connections without holding the Active
+    // key of the others, i.e. while a request encrypted to that key would get 422 from it. An
+    // isolated node creates no keys, so it either still holds the cluster's lineage or has run
+    // out of Active keys and stopped listening: this must never happen.
     let mut stale_listening: Option<Duration> = None;
     while c.converged(&[0, 1, 2]).is_err() && healed.elapsed() < CONVERGE_LIMIT {
         let accepting = c.egress_accepts(cut).is_ok();
@@ -724,6 +725,10 @@ fn partitioned_node_converges_after_heal() {
             "{:.2} s after the heal",
             d.as_secs_f64()
         ))
+    );
+    assert_eq!(
+        stale_listening, None,
+        "the healed node accepted connections without the cluster's Active key"
     );
     assert_membership(&c, &[0, 1, 2]);
     // Traffic reaches the healed node again, one more rotation passes.
