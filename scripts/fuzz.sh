@@ -9,7 +9,8 @@
 # Environment:
 #   SANITIZER  cargo-fuzz sanitizer (default "none": our crates forbid unsafe code, and
 #              without ASan the targets run about twice as fast)
-#   TARGETS    space-separated subset of targets (default: all of them)
+#   TARGETS    space-separated subset of targets (default: all of them); the rows of the
+#              other targets in fuzz/results.md are kept from their last run
 #
 # Each run starts from the checked-in corpus (fuzz/corpus/<target>) plus the saved crash
 # inputs (fuzz/regressions/<target>) in a scratch copy under fuzz/target/corpus-work, so the
@@ -45,7 +46,7 @@ if ! git diff --quiet HEAD -- crates fuzz/fuzz_targets 2> /dev/null; then
     commit="$commit (+ uncommitted changes)"
 fi
 started="$(date -u +%Y-%m-%dT%H:%MZ)"
-rows=()
+declare -A rows=()
 failed=0
 
 for target in "${targets[@]}"; do
@@ -89,7 +90,7 @@ for target in "${targets[@]}"; do
     fi
     corpus_size="$(find "$corpus" -type f | wc -l)"
     echo "   $execs runs, $rate exec/s, crashes: $crashes, corpus $corpus_size, ${duration}s"
-    rows+=("| $target | ${execs:-0} | ${rate:-0} | $crashes | $corpus_size | $duration | $(date -u +%Y-%m-%dT%H:%MZ) | $commit |")
+    rows[$target]="| $target | ${execs:-0} | ${rate:-0} | $crashes | $corpus_size | $duration | $(date -u +%Y-%m-%dT%H:%MZ) | $commit |"
 done
 
 {
@@ -100,14 +101,22 @@ done
     echo "assertions and overflow checks on. Corpus = files after the run (checked-in seeds +"
     echo "what the run added). Crash inputs are kept in \`fuzz/regressions/<target>/\`."
     echo
-    echo "- started: $started"
+    echo "- last started: $started (rows carry their own finish time and commit)"
     echo "- machine: $(nproc) cores ($(uname -m)), shared with other work while running"
     echo "- toolchain: $(rustc --version), $(cargo fuzz --version)"
     echo
     echo "| target | executions | exec/s | crashes | corpus (files) | duration (s) | finished | commit |"
     echo "|---|---:|---:|---:|---:|---:|---|---|"
-    printf '%s\n' "${rows[@]}"
-} > fuzz/results.md
+    for target in "${all_targets[@]}"; do
+        if [ -n "${rows[$target]:-}" ]; then
+            echo "${rows[$target]}"
+        elif [ -f fuzz/results.md ]; then
+            # Not run this time (TARGETS): keep the row of its last run.
+            grep "^| $target |" fuzz/results.md || true
+        fi
+    done
+} > fuzz/results.md.new
+mv fuzz/results.md.new fuzz/results.md
 
 echo "results: fuzz/results.md"
 exit "$failed"
