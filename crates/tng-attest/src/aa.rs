@@ -3,7 +3,9 @@
 
 mod asr;
 pub mod proto;
-mod tee;
+// Public only so the fuzz targets (crates/tng-fuzz) can reach the TEE-name parser.
+#[doc(hidden)]
+pub mod tee;
 mod ttrpc_client;
 
 pub use asr::AsrClient;

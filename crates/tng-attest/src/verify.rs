@@ -4,7 +4,9 @@
 //! Each failed check has its own error variant whose message names the check.
 
 pub mod anchors;
-mod appraisal;
+// Public only so the fuzz targets (crates/tng-fuzz) can drive the claim checks directly.
+#[doc(hidden)]
+pub mod appraisal;
 mod jws;
 mod x5c;
 

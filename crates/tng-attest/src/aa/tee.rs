@@ -25,7 +25,7 @@ const KNOWN_TEES: [&str; 20] = [
 ];
 
 /// Parses a `GetTeeType` answer (`sample`, possibly quoted or padded) into a known name.
-pub(crate) fn parse_tee(reported: &str) -> Option<String> {
+pub fn parse_tee(reported: &str) -> Option<String> {
     let name = reported.trim().trim_matches('"').trim();
     KNOWN_TEES
         .iter()

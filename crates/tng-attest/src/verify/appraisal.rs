@@ -22,7 +22,7 @@ pub enum TokenProfile {
     Simple,
 }
 
-pub(crate) fn profile(claims: &Map<String, Value>) -> Result<TokenProfile, VerifyError> {
+pub fn profile(claims: &Map<String, Value>) -> Result<TokenProfile, VerifyError> {
     match claims.get("eat_profile") {
         None => Ok(TokenProfile::Simple),
         Some(Value::String(p)) if p == EAR_PROFILE => Ok(TokenProfile::Ear),
@@ -34,7 +34,7 @@ pub(crate) fn profile(claims: &Map<String, Value>) -> Result<TokenProfile, Verif
 }
 
 /// The runtime-data claims object the token echoes.
-pub(crate) fn runtime_data(
+pub fn runtime_data(
     claims: &Map<String, Value>,
     profile: TokenProfile,
 ) -> Result<Map<String, Value>, VerifyError> {
@@ -52,7 +52,7 @@ pub(crate) fn runtime_data(
 }
 
 /// Every expected key must be in `actual` with an equal JSON value (extra keys are fine).
-pub(crate) fn check_subset(
+pub fn check_subset(
     expected: &Map<String, Value>,
     actual: &Map<String, Value>,
 ) -> Result<(), VerifyError> {
@@ -74,7 +74,7 @@ pub(crate) fn check_subset(
 
 /// The appraisal policy ids of the token; for EAR also checks every submodule is `affirming`
 /// and that they agree on one policy id.
-pub(crate) fn policy_ids(
+pub fn policy_ids(
     claims: &Map<String, Value>,
     profile: TokenProfile,
 ) -> Result<BTreeSet<String>, VerifyError> {
@@ -134,7 +134,7 @@ fn ear_policy_ids(claims: &Map<String, Value>) -> Result<BTreeSet<String>, Verif
 }
 
 /// Every configured policy id must be among the token's.
-pub(crate) fn check_policy_ids(
+pub fn check_policy_ids(
     configured: &[String],
     found: &BTreeSet<String>,
 ) -> Result<(), VerifyError> {
