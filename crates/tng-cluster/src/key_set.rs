@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tng_ohttp::key_ring::{KeyEntry, KeyStatus, EXPIRY_GRACE};
+use tng_ohttp::key_ring::{self, KeyEntry, KeyStatus, EXPIRY_GRACE};
 use tng_ohttp::keys::ServerKey;
 
 /// How long before the current key goes stale the leader creates its successor: one interval,
@@ -181,17 +181,8 @@ impl KeySet {
         self.keys.insert(*key.key.public_key(), key);
     }
 
-    /// Smallest id not used by a key still within its lifetime, so a client holding an older
-    /// config never sees two live keys under one id from this cluster's leader.
     fn free_key_id(&self, now: SystemTime) -> u8 {
-        (0..=254u8)
-            .find(|id| {
-                !self
-                    .keys
-                    .values()
-                    .any(|key| key.key.key_id() == *id && key.expire_at > now)
-            })
-            .unwrap_or(0)
+        key_ring::free_key_id(&self.ring_entries(now), now)
     }
 
     pub fn holds(&self, public_key: &[u8; 32]) -> bool {
@@ -223,13 +214,7 @@ impl KeySet {
         if let Some(pk) = current.filter(|pk| usable(pk, true)) {
             return Some(pk);
         }
-        self.keys
-            .values()
-            .filter(|key| key.status(now) == KeyStatus::Active)
-            .max_by(|a, b| {
-                (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key()))
-            })
-            .map(|key| *key.key.public_key())
+        key_ring::latest_active(&self.ring_entries(now)).map(|entry| *entry.key.public_key())
     }
 
     /// A short digest of the set (its public keys), gossiped so nodes notice they differ.

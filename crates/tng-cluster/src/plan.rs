@@ -183,7 +183,10 @@ mod tests {
         let members = [member("n1", true, true, "d1")];
         assert!(!view("n2", true, true, &members).plan().lead);
         // A dead smaller node does not lead.
-        let members = [member("n1", false, true, "d1"), member("n3", true, true, "d1")];
+        let members = [
+            member("n1", false, true, "d1"),
+            member("n3", true, true, "d1"),
+        ];
         assert!(view("n2", true, true, &members).plan().lead);
     }
 

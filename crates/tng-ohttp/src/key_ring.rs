@@ -144,18 +144,8 @@ impl KeyRing {
         });
     }
 
-    /// Smallest id in 0..=254 not used by a key that is still within its advertised lifetime.
-    /// Keys only kept for the grace period do not block their id, so ids alternate 0, 1, 0…
-    /// as upstream's do; lookups go by public key, so a shared id is harmless.
     fn free_key_id(&self, now: SystemTime) -> u8 {
-        (0..=254u8)
-            .find(|id| {
-                !self
-                    .entries
-                    .iter()
-                    .any(|e| e.key.key_id() == *id && e.expire_at > now)
-            })
-            .unwrap_or(0)
+        free_key_id(&self.entries, now)
     }
 
     /// Any held key (Active or Stale) with exactly this public key.
@@ -170,19 +160,12 @@ impl KeyRing {
     /// Pending), else the Active key with the greatest `(expire_at, public_key)`.
     pub fn client_visible(&self) -> Option<(Arc<ServerKey>, SystemTime)> {
         let chosen = self.advertised.and_then(|pk| {
-            self.entries.iter().find(|entry| {
-                entry.status != KeyStatus::Pending && *entry.key.public_key() == pk
-            })
+            self.entries
+                .iter()
+                .find(|entry| entry.status != KeyStatus::Pending && *entry.key.public_key() == pk)
         });
         chosen
-            .or_else(|| {
-                self.entries
-                    .iter()
-                    .filter(|entry| entry.status == KeyStatus::Active)
-                    .max_by(|a, b| {
-                        (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key()))
-                    })
-            })
+            .or_else(|| latest_active(&self.entries))
             .map(|entry| (entry.key.clone(), entry.expire_at))
     }
 
@@ -211,6 +194,28 @@ impl KeyRing {
             "local_keys": local_keys,
         })
     }
+}
+
+/// Smallest id in 0..=254 not used by a key that is still within its advertised lifetime.
+/// Keys only kept for the grace period do not block their id, so ids alternate 0, 1, 0… as
+/// upstream's do; lookups go by public key, so a shared id is harmless.
+pub fn free_key_id(entries: &[KeyEntry], now: SystemTime) -> u8 {
+    (0..=254u8)
+        .find(|id| {
+            !entries
+                .iter()
+                .any(|e| e.key.key_id() == *id && e.expire_at > now)
+        })
+        .unwrap_or(0)
+}
+
+/// The Active key with the greatest `(expire_at, public_key)`: the advertised key when nobody
+/// chose one, a rule every holder of the same entries evaluates identically.
+pub fn latest_active(entries: &[KeyEntry]) -> Option<&KeyEntry> {
+    entries
+        .iter()
+        .filter(|entry| entry.status == KeyStatus::Active)
+        .max_by(|a, b| (a.expire_at, a.key.public_key()).cmp(&(b.expire_at, b.key.public_key())))
 }
 
 /// humantime panics before the epoch and fails after year 9999; neither happens with a sane

@@ -179,9 +179,21 @@ fn an_owner_chosen_key_is_advertised_unless_pending() {
             .client_visible()
             .map(|(key, expire)| (key.key_id(), expire))
     };
-    assert_eq!(visible(None), Some((1, t(200))), "default rule: latest expiry");
+    assert_eq!(
+        visible(None),
+        Some((1, t(200))),
+        "default rule: latest expiry"
+    );
     assert_eq!(visible(Some(&older)), Some((0, t(100))));
-    assert_eq!(visible(Some(&pending)), Some((1, t(200))), "never a Pending key");
+    assert_eq!(
+        visible(Some(&pending)),
+        Some((1, t(200))),
+        "never a Pending key"
+    );
     let unknown = entry(3, KeyStatus::Active, 400);
-    assert_eq!(visible(Some(&unknown)), Some((1, t(200))), "not held: default rule");
+    assert_eq!(
+        visible(Some(&unknown)),
+        Some((1, t(200))),
+        "not held: default rule"
+    );
 }
