@@ -251,11 +251,8 @@ fn claim() -> u8 {
 /// nginx in the gateway namespace: `GW:8080` → `upstream cluster { least_conn; … }`.
 pub struct Nginx {
     pub proc: Proc,
-    conf: PathBuf,
-    root: PathBuf,
     pub access_log: PathBuf,
     pub error_log: PathBuf,
-    reloads: usize,
 }
 
 impl Nginx {
@@ -319,11 +316,8 @@ impl Nginx {
         );
         let mut nginx = Nginx {
             proc: Proc::spawn("nginx", cmd, dir),
-            conf,
-            root,
             access_log,
             error_log,
-            reloads: 0,
         };
         let addr = format!("{}:{GW_PORT}", net.gw_client_ip());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -343,25 +337,6 @@ impl Nginx {
             pause(Duration::from_millis(50));
         }
         nginx
-    }
-
-    /// Rewrites the upstream to `nodes` and reloads (SIGHUP); waits for the reload line.
-    pub fn set_upstream(&mut self, net: &Net, nodes: &[usize]) {
-        fs::write(&self.conf, Nginx::conf_text(&self.root, net, nodes)).expect("write nginx.conf");
-        self.proc.signal("HUP");
-        self.reloads += 1;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = fs::read_to_string(&self.error_log).unwrap_or_default();
-            if log.matches("reconfiguring").count() >= self.reloads {
-                break;
-            }
-            assert!(Instant::now() < deadline, "nginx did not reload: {log}");
-            pause(Duration::from_millis(50));
-        }
-        // The new worker takes over once started; the old one finishes its requests.
-        pause(Duration::from_millis(300));
-        println!("[e2e] nginx upstream now {nodes:?}");
     }
 
     /// Access-log entries so far.
@@ -978,11 +953,6 @@ impl Cluster {
     /// `127.0.0.1:10001`, where the load client (in the client namespace) sends.
     pub fn ingress_addr(&self) -> String {
         format!("127.0.0.1:{INGRESS_PORT}")
-    }
-
-    /// Rewrites nginx's upstream block to `nodes` and reloads it.
-    pub fn set_upstream(&mut self, nodes: &[usize]) {
-        self.nginx.set_upstream(&self.net, nodes);
     }
 
     /// Takes node `i`'s link down (`up` = false) or up again.
