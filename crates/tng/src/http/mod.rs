@@ -4,4 +4,5 @@
 
 pub mod body;
 pub mod client;
+pub mod conn_timers;
 pub mod server;
