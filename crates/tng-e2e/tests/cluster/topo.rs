@@ -622,24 +622,28 @@ impl Cluster {
         })
     }
 
-    /// Starts node `i`'s egress with `config` (does not wait for anything).
-    pub fn start_node_with(&mut self, i: usize, config: Value) {
-        assert!(self.nodes[i].is_none(), "node {} already running", i + 1);
-        self.starts += 1;
-        let k = self.starts;
-        let config_path = self.dir.join(format!("node{}-{k}.json", i + 1));
-        fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).expect("config");
-        let log_file = self.dir.join(format!("node{}-{k}.log", i + 1));
+    /// `tng launch` of `config` (written to `config_path`) inside namespace `ns`, logging to
+    /// `log_file` at `rust_log`.
+    fn tng_command(
+        &self,
+        ns: &str,
+        config: &Value,
+        config_path: &Path,
+        log_file: &Path,
+        rust_log: &str,
+    ) -> Command {
+        fs::write(config_path, serde_json::to_vec_pretty(config).unwrap()).expect("config");
         let tng = bin("tng").display().to_string();
         let (log_arg, conf_arg) = (
             log_file.display().to_string(),
             config_path.display().to_string(),
         );
+        let rust_log = format!("RUST_LOG={rust_log}");
         let mut cmd = self.net.command(
-            &self.net.servers[i],
+            ns,
             "/usr/bin/env",
             &[
-                "RUST_LOG=info,tng=debug,tng_cluster=debug",
+                &rust_log,
                 &tng,
                 "--log-file",
                 &log_arg,
@@ -650,6 +654,23 @@ impl Cluster {
         );
         // The test runner's RUST_BACKTRACE would attach a backtrace to every logged error.
         cmd.env_remove("RUST_LOG").env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
+    /// Starts node `i`'s egress with `config` (does not wait for anything).
+    pub fn start_node_with(&mut self, i: usize, config: Value) {
+        assert!(self.nodes[i].is_none(), "node {} already running", i + 1);
+        self.starts += 1;
+        let k = self.starts;
+        let config_path = self.dir.join(format!("node{}-{k}.json", i + 1));
+        let log_file = self.dir.join(format!("node{}-{k}.log", i + 1));
+        let cmd = self.tng_command(
+            &self.net.servers[i],
+            &config,
+            &config_path,
+            &log_file,
+            "info,tng=debug,tng_cluster=debug",
+        );
         println!(
             "[e2e] node{} ({}): config {} log {}",
             i + 1,
@@ -901,28 +922,14 @@ impl Cluster {
             "control_interface": {"restful": {"host": "127.0.0.1", "port": INGRESS_CONTROL}},
         });
         let config_path = self.dir.join("ingress.json");
-        fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).expect("config");
         let log_file = self.dir.join("ingress-tng.log");
-        let tng = bin("tng").display().to_string();
-        let (log_arg, conf_arg) = (
-            log_file.display().to_string(),
-            config_path.display().to_string(),
-        );
-        let mut cmd = self.net.command(
+        let cmd = self.tng_command(
             &self.net.client,
-            "/usr/bin/env",
-            &[
-                "RUST_LOG=info,tng=debug",
-                &tng,
-                "--log-file",
-                &log_arg,
-                "launch",
-                "--config-file",
-                &conf_arg,
-            ],
+            &config,
+            &config_path,
+            &log_file,
+            "info,tng=debug",
         );
-        // The test runner's RUST_BACKTRACE would attach a backtrace to every logged error.
-        cmd.env_remove("RUST_LOG").env_remove("RUST_BACKTRACE");
         let mut proc = Proc::spawn("ingress", cmd, &self.dir);
         let addr = format!("127.0.0.1:{INGRESS_CONTROL}");
         let deadline = Instant::now() + Duration::from_secs(20);

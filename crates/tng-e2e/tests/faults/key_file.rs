@@ -30,15 +30,8 @@ fn next_line(tng: &Tng, needle: &str, seen: usize) -> String {
 
 #[test]
 fn key_file_replaced_with_garbage_keeps_the_old_key() {
-    let backend = Backend::start();
-    let dir = test_dir("key-garbage");
-    let pem = dir.join("ohttp-key.pem");
-    write_x25519_pem(&pem, "the good key");
-    let t = tunnel(
-        backend.addr(),
-        json!({"ohttp": {"key": {"source": "file", "path": pem.display().to_string()}}}),
-        json!({}),
-    );
+    let (backend, pem, t) = file_key_tunnel("key-garbage");
+    let dir = pem.parent().expect("key file directory").to_path_buf();
     let r = curl_status(&["-d", "warm", &t.url("/echo")]);
     assert_eq!((r.status, r.text()), (200, "warm".to_string()));
     let old = t.egress.egress_public_keys(0);
@@ -120,15 +113,7 @@ fn key_file_replaced_with_garbage_keeps_the_old_key() {
 /// (an empty file once looked like "unreadable already reported").
 #[test]
 fn key_file_removed_after_being_emptied_is_reported() {
-    let backend = Backend::start();
-    let dir = test_dir("key-emptied");
-    let pem = dir.join("ohttp-key.pem");
-    write_x25519_pem(&pem, "the good key");
-    let t = tunnel(
-        backend.addr(),
-        json!({"ohttp": {"key": {"source": "file", "path": pem.display().to_string()}}}),
-        json!({}),
-    );
+    let (_backend, pem, t) = file_key_tunnel("key-emptied");
     std::fs::write(&pem, "").expect("empty the key file");
     next_line(
         &t.egress,
@@ -141,4 +126,18 @@ fn key_file_removed_after_being_emptied_is_reported() {
         "cannot read OHTTP key file, keeping the current key",
         0,
     );
+}
+
+/// A backend and a tunnel whose egress reads its key from a fresh file (returned) holding a
+/// valid key.
+fn file_key_tunnel(name: &str) -> (Backend, std::path::PathBuf, Tunnel) {
+    let backend = Backend::start();
+    let pem = test_dir(name).join("ohttp-key.pem");
+    write_x25519_pem(&pem, "the good key");
+    let t = tunnel(
+        backend.addr(),
+        json!({"ohttp": {"key": {"source": "file", "path": pem.display().to_string()}}}),
+        json!({}),
+    );
+    (backend, pem, t)
 }
