@@ -79,7 +79,7 @@ fn founding_scenario_delivers_and_nginx_sees_only_opaque_posts() {
     }
     let f = Founding::start("cap-founding");
     let t = &f.topo;
-    let dump = Tcpdump::start(t, Side::Gateway, "any");
+    let dump = Tcpdump::start(t, Side::Gateway);
 
     let header_marker = format!("hdrmark-{}-q7Zx", t.n);
     let body_marker = format!("bodymark-{}-K3vW-secret-payload", t.n);
@@ -108,7 +108,7 @@ fn founding_scenario_delivers_and_nginx_sees_only_opaque_posts() {
     assert_eq!(r.status, 200, "{r:?}\ningress:\n{}", f.ingress.log_tail(20));
     assert_eq!(r.body, body_marker);
 
-    let pcap = dump.stop();
+    let pcap = dump.stop(t);
     assert!(
         contains(&pcap, "x-tng-ohttp-api"),
         "the capture holds no OHTTP request at all ({} bytes): it proves nothing",
@@ -168,7 +168,7 @@ fn port_outside_capture_dst_is_untouched() {
     }
     let f = Founding::start("cap-uncaptured");
     let t = &f.topo;
-    let dump = Tcpdump::start(t, Side::Gateway, "any");
+    let dump = Tcpdump::start(t, Side::Gateway);
     let marker = format!("plainmark-{}-Yh2q", t.n);
 
     // Port 8080 is captured …
@@ -184,7 +184,7 @@ fn port_outside_capture_dst_is_untouched() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, format!("hello from backend: GET {path}"));
 
-    let pcap = dump.stop();
+    let pcap = dump.stop(t);
     assert!(
         contains(&pcap, &format!("GET {path} HTTP/1.1")),
         "the plain request is not in the capture"

@@ -459,7 +459,7 @@ fn gateway_capture_shows_no_plaintext_on_failure_paths() {
         ingress_config(json!({"port": 8080})),
         7000,
     );
-    let dump = Tcpdump::start(t, Side::Gateway, "any");
+    let dump = Tcpdump::start(t, Side::Gateway);
     let mut markers = Vec::new();
     let mut send = |case: &str, path: &str| {
         let n = markers.len();
@@ -500,7 +500,7 @@ fn gateway_capture_shows_no_plaintext_on_failure_paths() {
         Side::Client,
         &[&format!("http://{}:9090/{visible}", t.gw_ip)],
     );
-    let pcap = dump.stop();
+    let pcap = dump.stop(t);
     assert!(contains(&pcap, &visible), "the capture misses plaintext");
 
     assert!(

@@ -656,26 +656,26 @@ impl NsTng {
     }
 }
 
-/// `tcpdump -i IFACE -w FILE -U` in a namespace.
+/// `tcpdump -i any -w FILE -U` in a namespace.
 pub struct Tcpdump {
     proc: Proc,
+    side: Side,
     pub file: PathBuf,
 }
 
 impl Tcpdump {
-    /// Starts the capture and waits until tcpdump reports that it is listening.
-    pub fn start(topo: &Topology, side: Side, iface: &str) -> Tcpdump {
-        let file = topo
-            .unique(&format!("capture-{iface}"))
-            .with_extension("pcap");
+    /// Starts capturing on every interface of `side` and waits until tcpdump reports that it
+    /// is listening. Always `any`: [`Tcpdump::stop`]'s barrier travels over `lo`.
+    pub fn start(topo: &Topology, side: Side) -> Tcpdump {
+        let file = topo.unique("capture-any").with_extension("pcap");
         let file_arg = file.display().to_string();
         let mut proc = topo.spawn(
             side,
-            &format!("tcpdump-{iface}"),
+            "tcpdump-any",
             "tcpdump",
             &[
                 "-i",
-                iface,
+                "any",
                 "-n",
                 "-s",
                 "0",
@@ -689,13 +689,38 @@ impl Tcpdump {
             ],
         );
         proc.wait_for_line("listening on", Duration::from_secs(10));
-        Tcpdump { proc, file }
+        Tcpdump { proc, side, file }
     }
 
-    /// Stops the capture (SIGINT: tcpdump flushes and exits) and returns the file's bytes.
-    pub fn stop(mut self) -> Vec<u8> {
-        // Let the last packets of the final exchange reach the capture.
-        pause(Duration::from_millis(300));
+    /// Stops the capture and returns the file's bytes, with every packet sent before the call.
+    ///
+    /// tcpdump drops what it has not yet read from the kernel when it is interrupted, and on a
+    /// loaded machine a fixed pause is not enough. So a barrier goes last: an HTTP exchange
+    /// with a throw-away backend on the namespace's loopback, whose response is awaited in
+    /// the file (it carries none of the words tests look for). The capture socket delivers packets in order, so everything earlier is in.
+    pub fn stop(mut self, topo: &Topology) -> Vec<u8> {
+        let barrier = format!("pcap-barrier-{}", topo.n);
+        let mut backend = topo.backend(self.side, "pcap-barrier", "127.0.0.1:47999");
+        // `/headers` answers with JSON, so the quoted value appears in the response only.
+        let r = topo.http(
+            self.side,
+            &[
+                "-H",
+                &format!("x-barrier: {barrier}"),
+                "http://127.0.0.1:47999/headers",
+            ],
+        );
+        assert_eq!(r.status, 200, "barrier request: {r:?}");
+        let seen = format!("\"{barrier}\"");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !fs::read(&self.file).is_ok_and(|pcap| contains(&pcap, &seen)) {
+            assert!(
+                Instant::now() < deadline,
+                "tcpdump did not write the barrier response within 20 s"
+            );
+            pause(Duration::from_millis(50));
+        }
+        backend.terminate();
         self.proc.signal("INT");
         assert!(
             self.proc.wait_timeout(Duration::from_secs(10)).is_some(),
