@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it (see .ci/run):
 #   system packages (as root) -> upstream TNG binaries -> build binaries -> cargo test.
 # The tests spawn the built binaries instead of building them, so the build comes first.
-# The last lines of output are cargo test's summaries; the exit code is cargo test's.
+# The last lines of output are cargo test's summaries; the exit code is cargo test's. Every test
+# binary runs even after one fails (--no-fail-fast), so one run shows every failure.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,4 +19,4 @@ scripts/deps.sh
 scripts/fetch-upstream.sh
 cargo build --workspace --bins
 # Extra arguments go to cargo test (e.g. `scripts/test.sh --test interop`); CI passes none.
-exec cargo test --workspace "$@"
+exec cargo test --workspace --no-fail-fast "$@"
