@@ -1,9 +1,11 @@
 //! A recording TCP relay: put it between ingress and egress to see exactly what an on-path
-//! observer (an L7 gateway, a packet sniffer) sees of the outer leg.
+//! observer (an L7 gateway, a packet sniffer) sees of the outer leg. It can also close a
+//! connection the moment a request arrives on it, as a gateway closing a keep-alive
+//! connection does when the request crosses its close.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -14,6 +16,8 @@ pub struct Relay {
     upstream: Arc<Mutex<Vec<u8>>>,
     downstream: Arc<Mutex<Vec<u8>>>,
     connections: Arc<Mutex<u32>>,
+    cut_next: Arc<AtomicBool>,
+    cuts: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
 }
 
@@ -26,6 +30,8 @@ impl Relay {
             upstream: Arc::default(),
             downstream: Arc::default(),
             connections: Arc::default(),
+            cut_next: Arc::default(),
+            cuts: Arc::default(),
             stop: Arc::default(),
         };
         let (up, down, count, stop) = (
@@ -34,6 +40,10 @@ impl Relay {
             relay.connections.clone(),
             relay.stop.clone(),
         );
+        let cut = Cut {
+            armed: relay.cut_next.clone(),
+            count: relay.cuts.clone(),
+        };
         let target = target.to_string();
         thread::spawn(move || {
             for client in listener.incoming() {
@@ -45,8 +55,8 @@ impl Relay {
                     continue;
                 };
                 *count.lock().unwrap() += 1;
-                pump(&client, &server, up.clone());
-                pump(&server, &client, down.clone());
+                pump(&client, &server, up.clone(), Some(cut.clone()));
+                pump(&server, &client, down.clone(), None);
             }
         });
         relay
@@ -71,6 +81,17 @@ impl Relay {
         *self.connections.lock().unwrap()
     }
 
+    /// The next bytes the ingress sends, on whichever connection, are dropped and that
+    /// connection is closed in both directions (the egress never sees the request).
+    pub fn cut_next_request(&self) {
+        self.cut_next.store(true, Ordering::SeqCst);
+    }
+
+    /// Number of connections closed by [`Relay::cut_next_request`].
+    pub fn cuts(&self) -> u32 {
+        self.cuts.load(Ordering::SeqCst)
+    }
+
     /// Forget what was captured so far (e.g. a warm-up request).
     pub fn clear(&self) {
         self.upstream.lock().unwrap().clear();
@@ -86,7 +107,13 @@ impl Drop for Relay {
     }
 }
 
-fn pump(from: &TcpStream, to: &TcpStream, sink: Arc<Mutex<Vec<u8>>>) {
+#[derive(Clone)]
+struct Cut {
+    armed: Arc<AtomicBool>,
+    count: Arc<AtomicU32>,
+}
+
+fn pump(from: &TcpStream, to: &TcpStream, sink: Arc<Mutex<Vec<u8>>>, cut: Option<Cut>) {
     let (mut from, mut to) = (
         from.try_clone().expect("clone"),
         to.try_clone().expect("clone"),
@@ -97,6 +124,14 @@ fn pump(from: &TcpStream, to: &TcpStream, sink: Arc<Mutex<Vec<u8>>>) {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(cut) = &cut {
+                        if cut.armed.swap(false, Ordering::SeqCst) {
+                            cut.count.fetch_add(1, Ordering::SeqCst);
+                            let _ = from.shutdown(Shutdown::Both);
+                            let _ = to.shutdown(Shutdown::Both);
+                            return;
+                        }
+                    }
                     sink.lock().unwrap().extend_from_slice(&buf[..n]);
                     if to.write_all(&buf[..n]).is_err() {
                         break;

@@ -3,7 +3,8 @@
 //! 1. [`request_filter`] — refuse what OHTTP cannot carry (upgrades, CONNECT).
 //! 2. [`upstream_peer`] — the egress base URL: endpoint authority + rewritten path.
 //! 3. [`encode_head`] — the inner request head as BHTTP.
-//! 4. [`send`] — seal to the egress key and POST; on 422 refetch the key and replay once.
+//! 4. [`send`] — seal to the egress key and POST; on 422 refetch the key and send again once;
+//!    an idempotent request whose connection closed before any answer is also sent again once.
 //! 5. [`response_filter`] — open the sealed response and rebuild the local response.
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tng_ohttp::api::{
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
 use tng_ohttp::metadata::{self, AttestedPublicKey, Metadata, NoAuth, ServerKeyConfigHint};
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use super::key_cache::USER_AGENT;
 use super::replay::{self, AttemptBody, REPLAY_LIMIT};
@@ -41,7 +42,7 @@ pub async fn handle(
             let base_url = upstream_peer(&context, &authority, &req);
             let (parts, body) = req.into_parts();
             let head = encode_head(&parts);
-            let outer = send(&context, &base_url, &parts.headers, head, body).await?;
+            let outer = send(&context, &base_url, &parts, head, body).await?;
             response_filter(&context, outer).await
         }
         .await;
@@ -119,14 +120,20 @@ struct SentRequest {
 async fn send(
     context: &IngressContext,
     base_url: &str,
-    inner_headers: &http::HeaderMap,
+    inner: &http::request::Parts,
     head: BytesMut,
     body: Incoming,
 ) -> Result<SentRequest, TngError> {
     let server = context.keys.server(base_url);
     let (live, recorder) = replay::record(body);
     let mut body = AttemptBody::Live(live);
-    let mut recorder = Some(recorder);
+    // Each reason to send again is used at most once per request.
+    let mut key_refetched = false;
+    // RFC 9110 §9.2.2: an idempotent request may be retried automatically after the
+    // connection failed before its response. This is what saves requests written onto a
+    // pooled connection that the peer (an nginx reload, a keep-alive timeout) closed at
+    // that moment; other methods get the 502, since the request may have been processed.
+    let mut may_resend_after_close = inner.method.is_idempotent();
     loop {
         let cached = context.keys.key(&server).await?;
         let key = &cached.config;
@@ -166,7 +173,7 @@ async fn send(
             .header(API_HEADER, OhttpApi::Tunnel.as_str())
             .header(header::CONTENT_TYPE, CONTENT_TYPE_CHUNKED_REQUEST)
             .header(header::USER_AGENT, USER_AGENT);
-        for (name, value) in inner_headers {
+        for (name, value) in &inner.headers {
             if context.request_passthrough.allows(name) {
                 request = request.header(name, value);
             }
@@ -193,32 +200,35 @@ async fn send(
             })?,
             None => sent.await,
         };
-        let response = result.map_err(|err| {
-            let status = if is_timeout(&err) {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            TngError::new(
-                status,
-                "HttpCipherTextForwardError",
-                format!(
-                    "sending the request to the egress at {base_url} failed: {}",
-                    describe_client_error(&err)
-                ),
-            )
-        })?;
+        let response = match result {
+            Ok(response) => response,
+            Err(err) if may_resend_after_close && closed_before_response(&err) => {
+                may_resend_after_close = false;
+                let Ok(replayed) = recorder.replay().await else {
+                    return Err(forward_error(base_url, &err));
+                };
+                info!(
+                    "the connection to the egress closed before it answered ({}); sending the {} request again",
+                    describe_client_error(&err),
+                    inner.method
+                );
+                body = AttemptBody::Replay(replayed);
+                continue;
+            }
+            Err(err) => return Err(forward_error(base_url, &err)),
+        };
         let status = response.status();
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             context.keys.invalidate(&server, key);
-            let Some(pending) = recorder.take() else {
+            if key_refetched {
                 return Err(egress_refused(status, response).await);
-            };
+            }
+            key_refetched = true;
             debug!(
                 "egress no longer accepts key {}; refetching and replaying",
                 hex::encode(key.public_key)
             );
-            match pending.replay().await {
+            match recorder.replay().await {
                 Ok(replayed) => {
                     body = AttemptBody::Replay(replayed);
                     continue;
@@ -240,6 +250,49 @@ async fn send(
         }
         return Ok(SentRequest { response, decoder });
     }
+}
+
+fn forward_error(base_url: &str, err: &hyper_util::client::legacy::Error) -> TngError {
+    let status = if is_timeout(err) {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    TngError::new(
+        status,
+        "HttpCipherTextForwardError",
+        format!(
+            "sending the request to the egress at {base_url} failed: {}",
+            describe_client_error(err)
+        ),
+    )
+}
+
+/// Whether the connection ended before the response head arrived, with no connect or timeout
+/// failure: the peer closed or reset it while (or before) the request was being written.
+fn closed_before_response(err: &hyper_util::client::legacy::Error) -> bool {
+    if err.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
+            if hyper_err.is_incomplete_message() {
+                return true;
+            }
+        }
+        if let Some(io_err) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io_err.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> TngError {

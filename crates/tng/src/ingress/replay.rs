@@ -1,5 +1,6 @@
-//! Keeps a bounded copy of a request body while it streams, so a request that the egress
-//! refused with 422 (its key rotated away) can be sent again, transparently, under a fresh key.
+//! Keeps a bounded copy of a request body while it streams, so a request can be sent again,
+//! transparently and under a fresh encapsulation: after the egress refused it with 422 (its
+//! key rotated away), or, for idempotent methods, after the connection closed before any answer.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -132,8 +133,8 @@ where
     B::Error: Into<BoxError>,
 {
     /// Stops the live body, reads whatever the client has not sent yet (still bounded) and
-    /// returns a body that yields the whole request body again.
-    pub async fn replay(self) -> Result<ReplayBody, NotReplayable> {
+    /// returns a body that yields the whole request body again. Each call gives a new copy.
+    pub async fn replay(&self) -> Result<ReplayBody, NotReplayable> {
         {
             let mut rec = lock(&self.shared);
             rec.detached = true;
@@ -245,19 +246,24 @@ mod tests {
         StreamBody::new(futures_util::stream::iter(frames))
     }
 
+    async fn drain(mut replay: ReplayBody) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(frame) = replay.frame().await {
+            all.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        all
+    }
+
     #[tokio::test]
     async fn replay_includes_what_the_first_attempt_never_read() {
         let (mut live, recorder) = record(body(vec![b"ab", b"cd", b"ef"]));
         let first = live.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "ab");
-        let mut replay = recorder.replay().await.unwrap();
-        let mut all = Vec::new();
-        while let Some(frame) = replay.frame().await {
-            all.extend_from_slice(&frame.unwrap().into_data().unwrap());
-        }
-        assert_eq!(all, b"abcdef");
+        assert_eq!(drain(recorder.replay().await.unwrap()).await, b"abcdef");
         // The first attempt is cut off once the replay took over.
         assert!(live.frame().await.unwrap().is_err());
+        // A second re-send gets the whole body again.
+        assert_eq!(drain(recorder.replay().await.unwrap()).await, b"abcdef");
     }
 
     #[tokio::test]
