@@ -674,18 +674,11 @@ impl Tcpdump {
             "tcpdump-any",
             "tcpdump",
             &[
-                "-i",
-                "any",
-                "-n",
-                "-s",
-                "0",
-                "-U",
-                "--immediate-mode",
-                "-Z",
-                "root",
-                "-w",
-                &file_arg,
-                "tcp",
+                "-i", "any", "-n", "-s", "0",
+                // Packets queue in the kernel while tcpdump waits for CPU; the default 2 MiB
+                // overflowed on a loaded machine (see `stop`). Not `--immediate-mode`: its
+                // ring has one full-snaplen slot per packet, eight of them at 2 MiB.
+                "-B", "65536", "-U", "-Z", "root", "-w", &file_arg, "tcp",
             ],
         );
         proc.wait_for_line("listening on", Duration::from_secs(10));
@@ -697,7 +690,10 @@ impl Tcpdump {
     /// tcpdump drops what it has not yet read from the kernel when it is interrupted, and on a
     /// loaded machine a fixed pause is not enough. So a barrier goes last: an HTTP exchange
     /// with a throw-away backend on the namespace's loopback, whose response is awaited in
-    /// the file (it carries none of the words tests look for). The capture socket delivers packets in order, so everything earlier is in.
+    /// the file (it carries none of the words tests look for). The capture socket delivers
+    /// packets in order, so everything earlier is in — unless the kernel dropped packets
+    /// because its capture buffer was full, which tcpdump reports on exit and which fails
+    /// here: an incomplete capture cannot prove that something never crossed the wire.
     pub fn stop(mut self, topo: &Topology) -> Vec<u8> {
         let barrier = format!("pcap-barrier-{}", topo.n);
         let mut backend = topo.backend(self.side, "pcap-barrier", "127.0.0.1:47999");
@@ -726,6 +722,12 @@ impl Tcpdump {
             self.proc.wait_timeout(Duration::from_secs(10)).is_some(),
             "tcpdump did not stop"
         );
+        let log = self.proc.log();
+        let dropped = log
+            .lines()
+            .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+            .unwrap_or_else(|| panic!("tcpdump printed no statistics:\n{log}"));
+        assert_eq!(dropped.trim(), "0", "the capture is incomplete:\n{log}");
         fs::read(&self.file).unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()))
     }
 }
