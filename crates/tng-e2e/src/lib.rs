@@ -26,7 +26,10 @@ pub mod relay;
 pub mod tng;
 
 pub use backend::Backend;
-pub use net::{curl, curl_status, free_port, http_get, raw_http, wait_http_ok, RawResponse};
+pub use net::{
+    assert_capture_complete, curl, curl_status, free_port, http_get, raw_http, wait_http_ok,
+    RawResponse,
+};
 pub use paths::{bin, test_dir};
 pub use pattern::{pattern_bytes, pattern_sha256, PatternChecker, PATTERN_PERIOD};
 pub use proc::Proc;

@@ -215,3 +215,17 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Fails unless tcpdump's exit statistics (in its log) say the kernel dropped no packet: a
+/// capture with holes cannot prove that something never crossed the wire.
+pub fn assert_capture_complete(tcpdump_log: &str) {
+    let dropped = tcpdump_log
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+        .unwrap_or_else(|| panic!("tcpdump printed no statistics:\n{tcpdump_log}"));
+    assert_eq!(
+        dropped.trim(),
+        "0",
+        "the capture is incomplete:\n{tcpdump_log}"
+    );
+}

@@ -267,10 +267,21 @@ fn packet_capture_shows_no_plaintext() {
     let pcap = dir.join("outer.pcap");
     let mut cmd = std::process::Command::new("tcpdump");
     // Without immediate mode libpcap hands packets over in blocks up to 1 s late, and
-    // packets still in the kernel ring at SIGTERM are lost.
-    cmd.args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w"])
-        .arg(&pcap)
-        .arg(format!("tcp port {}", t.egress_port));
+    // packets still in the kernel ring at SIGTERM are lost. Immediate mode gives every packet
+    // a full-snaplen slot, so the ring needs room: 64 MiB holds 256 packets.
+    cmd.args([
+        "-i",
+        "lo",
+        "--immediate-mode",
+        "-B",
+        "65536",
+        "-U",
+        "-s",
+        "0",
+        "-w",
+    ])
+    .arg(&pcap)
+    .arg(format!("tcp port {}", t.egress_port));
     let mut dump = Proc::spawn("tcpdump", cmd, &dir);
     dump.wait_for_line("listening on", Duration::from_secs(10));
     let markers = send_marked_requests(|p| t.url(p));
@@ -280,6 +291,7 @@ fn packet_capture_shows_no_plaintext() {
         status.success() || status.code() == Some(143) || status.code().is_none(),
         "tcpdump: {status}"
     );
+    assert_capture_complete(&dump.log());
     let bytes = std::fs::read(&pcap).expect("read pcap");
     println!("[pcap] {} bytes in {}", bytes.len(), pcap.display());
     assert_opaque("pcap", &bytes, &markers);

@@ -722,12 +722,7 @@ impl Tcpdump {
             self.proc.wait_timeout(Duration::from_secs(10)).is_some(),
             "tcpdump did not stop"
         );
-        let log = self.proc.log();
-        let dropped = log
-            .lines()
-            .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
-            .unwrap_or_else(|| panic!("tcpdump printed no statistics:\n{log}"));
-        assert_eq!(dropped.trim(), "0", "the capture is incomplete:\n{log}");
+        tng_e2e::assert_capture_complete(&self.proc.log());
         fs::read(&self.file).unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()))
     }
 }
