@@ -22,6 +22,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -378,7 +379,14 @@ pub struct Nginx {
     pub proc: Proc,
     pub access_log: PathBuf,
     pub error_log: PathBuf,
+    /// The namespace nginx runs in, for reading its status page.
+    ns: String,
+    /// Requests made to the (unlogged) status page so far.
+    status_reads: AtomicU64,
 }
+
+/// nginx's `stub_status` page, on loopback in nginx's namespace and left out of the access log.
+const NGINX_STATUS: &str = "127.0.0.1:47998";
 
 impl Nginx {
     /// Starts nginx in `side` with the given `server { … }` blocks inside `http { … }`, and
@@ -411,6 +419,7 @@ impl Nginx {
                proxy_request_buffering off;\n\
                proxy_buffering off;\n\
                proxy_set_header Connection \"\";\n\
+               server {{ listen {NGINX_STATUS}; access_log off; location / {{ stub_status; }} }}\n\
                {servers}\n\
              }}\n",
             e = error_log.display(),
@@ -428,12 +437,13 @@ impl Nginx {
             &["-p", &prefix, "-e", &err_arg, "-c", &conf_arg],
         );
         // Every `listen ADDR:PORT;` of the server blocks (a bare TCP connect is not logged).
-        let listens: Vec<String> = servers
+        let mut listens: Vec<String> = servers
             .split("listen ")
             .skip(1)
             .filter_map(|s| s.split(';').next())
             .map(|s| s.trim().to_string())
             .collect();
+        listens.push(NGINX_STATUS.to_string());
         let deadline = Instant::now() + Duration::from_secs(10);
         for addr in &listens {
             loop {
@@ -470,16 +480,53 @@ impl Nginx {
             proc,
             access_log,
             error_log,
+            ns: topo.ns(side).to_string(),
+            status_reads: AtomicU64::new(0),
         }
     }
 
-    /// The access log lines so far (format: `METHOD URI ct=… api=… addr=… port=… status=…`).
-    pub fn access_lines(&self) -> Vec<String> {
-        fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
+    /// Requests nginx has taken in so far (its `stub_status` counter, which counts a request
+    /// when it starts), not counting the status reads. `None` when nginx is not running.
+    fn requests_started(&self) -> Option<u64> {
+        let reads = self.status_reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-sS", "--max-time", "5"])
+            .arg(format!("http://{NGINX_STATUS}/"))
+            .output()
+            .expect("run curl");
+        if !out.status.success() {
+            return None;
+        }
+        let page = String::from_utf8_lossy(&out.stdout);
+        // "Active connections: N \n server accepts handled requests\n A H R \n Reading: …"
+        let total: u64 = page
             .lines()
-            .map(str::to_string)
-            .collect()
+            .nth(2)
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected nginx status page: {page:?}"));
+        Some(total.saturating_sub(reads))
+    }
+
+    /// The access log lines so far (format: `METHOD URI ct=… api=… addr=… port=… status=…`).
+    ///
+    /// nginx writes a request's line only after the client has its response, so this waits
+    /// (up to 5 s, for requests still running under a load) until every request a running
+    /// nginx started has its line.
+    pub fn access_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let started = self.requests_started().unwrap_or(0);
+            let lines: Vec<String> = fs::read_to_string(&self.access_log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if lines.len() as u64 >= started || Instant::now() > deadline {
+                return lines;
+            }
+            pause(Duration::from_millis(20));
+        }
     }
 
     /// Access log lines appended after `skip` earlier ones.
