@@ -115,6 +115,11 @@ done
             grep "^| $target |" fuzz/results.md || true
         fi
     done
+    # Hand-written notes below the table survive the rewrite.
+    if [ -f fuzz/results.md ] && grep -q '^## Notes' fuzz/results.md; then
+        echo
+        sed -n '/^## Notes/,$p' fuzz/results.md
+    fi
 } > fuzz/results.md.new
 mv fuzz/results.md.new fuzz/results.md
 
