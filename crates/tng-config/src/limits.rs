@@ -27,6 +27,9 @@ pub struct Limits {
     pub max_metadata_bytes: usize,
     /// Largest chunked-OHTTP chunk (ciphertext) accepted from the peer.
     pub max_chunk_bytes: usize,
+    /// Longest wait for the next bytes of a request body the gateway is reading; `None` waits
+    /// for ever (slow-body guard: a client trickling its body holds a connection upstream too).
+    pub body_read_timeout: Option<Duration>,
     /// Time to the first response byte from the upstream; `None` waits for ever.
     pub response_timeout: Option<Duration>,
     /// Egress: the replay window (RFC 9458 §6.5); `None` disables replay protection.
@@ -48,13 +51,14 @@ impl Default for Limits {
             max_concurrent_streams: 256,
             max_metadata_bytes: 1024 * 1024,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            body_read_timeout: Some(Duration::from_secs(60)),
             response_timeout: Some(Duration::from_secs(300)),
             replay_window: Some(Duration::from_secs(60)),
         }
     }
 }
 
-const COMMON: [&str; 8] = [
+const COMMON: [&str; 9] = [
     "max_header_bytes",
     "max_headers",
     "header_read_timeout",
@@ -62,6 +66,7 @@ const COMMON: [&str; 8] = [
     "max_connections",
     "max_concurrent_streams",
     "max_chunk_bytes",
+    "body_read_timeout",
     "response_timeout",
 ];
 const EGRESS_ONLY: [&str; 2] = ["max_metadata_bytes", "replay_window"];
@@ -94,6 +99,9 @@ pub(crate) fn parse_limits(obj: &mut Obj<'_>, egress: bool) -> Result<Limits> {
     }
     if let Some(f) = l.opt("max_chunk_bytes") {
         limits.max_chunk_bytes = range(&f, 17, 16 * 1024 * 1024)?;
+    }
+    if let Some(f) = l.opt("body_read_timeout") {
+        limits.body_read_timeout = optional_secs(&f)?;
     }
     if let Some(f) = l.opt("response_timeout") {
         limits.response_timeout = optional_secs(&f)?;

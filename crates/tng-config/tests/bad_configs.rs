@@ -412,11 +412,11 @@ fn table() -> Vec<(String, &'static str)> {
         // limits (our extension): unknown keys, ranges, egress-only fields
         (
             eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_header": 10}}"#)),
-            "add_egress[0].limits: unknown field `max_header`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `response_timeout`, `max_metadata_bytes`, `replay_window`",
+            "add_egress[0].limits: unknown field `max_header`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `body_read_timeout`, `response_timeout`, `max_metadata_bytes`, `replay_window`",
         ),
         (
             ing_nf(r#""no_ra": true, "limits": {"max_headers": 1, "bogus": true}"#),
-            "add_ingress[0].limits: unknown field `bogus`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `response_timeout`",
+            "add_ingress[0].limits: unknown field `bogus`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `body_read_timeout`, `response_timeout`",
         ),
         (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_headers": 0}}"#)), "add_egress[0].limits.max_headers: must be > 0"),
         (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_headers": 10001}}"#)), "add_egress[0].limits.max_headers: must be <= 10000"),
@@ -428,6 +428,7 @@ fn table() -> Vec<(String, &'static str)> {
         (ing_nf(r#""no_ra": true, "limits": {"max_chunk_bytes": 16}"#), "add_ingress[0].limits.max_chunk_bytes: must be >= 17"),
         (ing_nf(r#""no_ra": true, "limits": {"max_chunk_bytes": 16777217}"#), "add_ingress[0].limits.max_chunk_bytes: must be <= 16777216"),
         (ing_nf(r#""no_ra": true, "limits": {"response_timeout": 86401}"#), "add_ingress[0].limits.response_timeout: must be <= 86400"),
+        (ing_nf(r#""no_ra": true, "limits": {"body_read_timeout": 86401}"#), "add_ingress[0].limits.body_read_timeout: must be <= 86400"),
         (ing_nf(r#""no_ra": true, "limits": {"replay_window": 60}"#), "add_ingress[0].limits.replay_window: only valid on add_egress"),
         (ing_nf(r#""no_ra": true, "limits": {"max_metadata_bytes": 4096}"#), "add_ingress[0].limits.max_metadata_bytes: only valid on add_egress"),
         (eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_metadata_bytes": 10}}"#)), "add_egress[0].limits.max_metadata_bytes: must be >= 64"),

@@ -457,7 +457,7 @@ fn limits_default_and_override() {
                             "limits": {"max_header_bytes": 8192, "max_headers": 50, "header_read_timeout": 5,
                                        "idle_timeout": 120, "max_connections": 100, "max_concurrent_streams": 16,
                                        "max_metadata_bytes": 65536, "max_chunk_bytes": 1048576,
-                                       "response_timeout": 0, "replay_window": 0}}]}"#,
+                                       "body_read_timeout": 10, "response_timeout": 0, "replay_window": 0}}]}"#,
     );
     let defaults = &config.ingress[0].limits;
     assert_eq!(defaults, &tng_config::Limits::default());
@@ -473,6 +473,7 @@ fn limits_default_and_override() {
         tng_config::DEFAULT_MAX_CHUNK_BYTES
     );
     assert_eq!(defaults.max_chunk_bytes, 16384 + 16);
+    assert_eq!(defaults.body_read_timeout, Some(Duration::from_secs(60)));
     assert_eq!(defaults.response_timeout, Some(Duration::from_secs(300)));
     assert_eq!(defaults.replay_window, Some(Duration::from_secs(60)));
     let set = &config.egress[0].limits;
@@ -487,6 +488,7 @@ fn limits_default_and_override() {
             max_concurrent_streams: 16,
             max_metadata_bytes: 65536,
             max_chunk_bytes: 1 << 20,
+            body_read_timeout: Some(Duration::from_secs(10)),
             response_timeout: None,
             replay_window: None,
         }

@@ -144,6 +144,98 @@ fn slow_request_heads_get_408_and_silent_connections_are_closed() {
 }
 
 #[test]
+fn stalled_request_bodies_get_408_and_slow_steady_ones_pass() {
+    let backend = Backend::start();
+    // The egress waits longer than the ingress, so each 408 below has one author.
+    let t = tunnel(
+        backend.addr(),
+        limits(json!({"body_read_timeout": 3})),
+        limits(json!({"body_read_timeout": 1})),
+    );
+    let ingress_request =
+        b"POST /sink HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789".to_vec();
+    // A body that stops after 10 of its 100 bytes, through the ingress (the service waits for
+    // the whole body before it answers): the ingress's own 408.
+    let (text, took) = stall(&t.ingress_addr(), &ingress_request);
+    assert_body_timeout(&text, "RequestBodyTimeout", 1, "ingress");
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered after {took:?}"
+    );
+    t.ingress.wait_for_log("RequestBodyTimeout (408)", GENEROUS);
+
+    // Straight to the egress, a tunnel request whose metadata frame never completes.
+    let egress = t.egress_addr();
+    let mut tunnel_request = format!(
+        "POST / HTTP/1.1\r\nhost: {egress}\r\nx-tng-ohttp-api: /tng/tunnel\r\n\
+         content-type: message/ohttp-chunked-req\r\ncontent-length: 100\r\n\r\n"
+    )
+    .into_bytes();
+    tunnel_request.extend_from_slice(&[0, 0, 0, 10, 1, 2]);
+    let (text, took) = stall(&egress, &tunnel_request);
+    assert_body_timeout(&text, "RequestBodyTimeout", 3, "egress");
+    assert!(
+        took >= Duration::from_millis(2900),
+        "answered after {took:?}"
+    );
+    t.egress.wait_for_log("RequestBodyTimeout (408)", GENEROUS);
+
+    // A slow but steady body — a byte every 400 ms, 2.4 s in all — is not stalled.
+    let mut steady = connect(&t.ingress_addr());
+    std::io::Write::write_all(
+        &mut steady,
+        b"POST /sink HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\n",
+    )
+    .unwrap();
+    for byte in b"steady" {
+        pause(Duration::from_millis(400));
+        std::io::Write::write_all(&mut steady, &[*byte]).unwrap();
+    }
+    let r = tng_e2e::hardening::read_response(&mut steady, GENEROUS);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["bytes"], 6);
+    assert_still_serving(&t, "stalled bodies");
+    drop(t);
+
+    // An ingress without the limit relays the egress's 408 as a 408.
+    let t = tunnel(
+        backend.addr(),
+        limits(json!({"body_read_timeout": 1})),
+        limits(json!({"body_read_timeout": 0})),
+    );
+    let (text, _) = stall(&t.ingress_addr(), &ingress_request);
+    assert_body_timeout(&text, "HttpCipherTextBadResponse", 1, "relayed");
+    assert!(
+        text.contains("the egress answered 408 Request Timeout"),
+        "{text:?}"
+    );
+    assert_still_serving(&t, "a relayed 408");
+}
+
+/// Sends `request` (whose body never completes) and returns what the server sent before it
+/// closed the connection, and when it closed.
+fn stall(addr: &str, request: &[u8]) -> (String, Duration) {
+    let mut conn = connect(addr);
+    std::io::Write::write_all(&mut conn, request).unwrap();
+    let (sent, took) = wait_closed(&mut conn, GENEROUS);
+    (String::from_utf8_lossy(&sent).into_owned(), took)
+}
+
+fn assert_body_timeout(text: &str, code: &str, secs: u64, who: &str) {
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{who}: {text:?}"
+    );
+    assert!(
+        text.contains(&format!("\"code\":\"{code}\"")),
+        "{who}: {text:?}"
+    );
+    let detail =
+        format!("the client sent no request body bytes for {secs}s (limits.body_read_timeout)");
+    assert!(text.contains(&detail), "{who}: {text:?}");
+}
+
+#[test]
 fn idle_keep_alive_connections_are_closed_but_busy_ones_are_not() {
     let backend = Backend::start();
     let idle = limits(json!({"idle_timeout": 2}));

@@ -3,12 +3,12 @@
 use anyhow::Context;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::egress::router::SERVER_HEADER;
 use crate::http::body::{json_response, text_response, Body};
+use crate::http::body_timer::RequestBody;
 use crate::runtime::{Readiness, Status};
 use crate::shutdown::Shutdown;
 
@@ -59,7 +59,7 @@ impl ControlInterface {
     }
 }
 
-fn route(status: &Status, readiness: &Readiness, req: &Request<Incoming>) -> Response<Body> {
+fn route(status: &Status, readiness: &Readiness, req: &Request<RequestBody>) -> Response<Body> {
     let path = req.uri().path();
     let mut response = if req.method() != Method::GET {
         json_response(

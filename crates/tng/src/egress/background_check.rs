@@ -2,13 +2,13 @@
 //! its evidence converted by, the Attestation Service this egress trusts (spec §5).
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tng_attest::{CocoEvidence, Model, Verifier};
 use tng_ohttp::api::{ChallengeResponse, VerifyRequest, VerifyResponse};
 
 use super::EgressContext;
 use crate::error::TngError;
 use crate::http::body::{is_json, json_response, read_small, Body};
+use crate::http::body_timer::RequestBody;
 
 const MAX_EVIDENCE_BYTES: usize = 1024 * 1024;
 
@@ -38,7 +38,7 @@ pub async fn challenge(context: &EgressContext) -> Result<Response<Body>, TngErr
 
 pub async fn verify(
     context: &EgressContext,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     const CODE: &str = "ServerVerifyClientEvidenceFailed";
     let verifier = background_check_verifier(context, CODE)?;

@@ -4,7 +4,6 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tng_attest::Model;
 use tng_ohttp::api::{
     AttestationInfo, AttestationRequest, HpkeKeyConfig, KeyConfigRequest, KeyConfigResponse,
@@ -13,13 +12,14 @@ use tng_ohttp::api::{
 use super::EgressContext;
 use crate::error::TngError;
 use crate::http::body::{is_json, json_response, read_small, Body};
+use crate::http::body_timer::RequestBody;
 
 /// Key-config requests are tiny JSON documents; anything bigger is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 pub async fn serve(
     context: &EgressContext,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     let (parts, body) = req.into_parts();
     let mut request = KeyConfigRequest {

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tng_ohttp::api::{OhttpApi, API_HEADER};
 use tracing::{debug, Instrument};
 
@@ -12,6 +11,7 @@ use super::cors::CorsPolicy;
 use super::{background_check, key_config, tunnel, EgressContext};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
+use crate::http::body_timer::RequestBody;
 
 pub const SERVER_HEADER: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 
@@ -21,7 +21,7 @@ const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured con
 pub async fn route(
     context: &EgressContext,
     upstream: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
     async move {
@@ -107,7 +107,7 @@ fn response_filter(
 async fn relay_preflight(
     context: &EgressContext,
     upstream: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
     let path = parts

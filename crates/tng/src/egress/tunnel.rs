@@ -25,6 +25,7 @@ use super::freshness::Rejection;
 use super::EgressContext;
 use crate::error::TngError;
 use crate::http::body::{empty, full, Body};
+use crate::http::body_timer::RequestBody;
 use crate::tunnel::headers::{content_length, declares_body, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, read_at_least, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
@@ -34,14 +35,14 @@ use crate::tunnel::writer::sealed_body;
 /// buffer that much per request.
 pub const MAX_METADATA_LEN: usize = 1024 * 1024;
 
-type Reader = MessageReader<Incoming, ServerRequest>;
+type Reader = MessageReader<RequestBody, ServerRequest>;
 /// Why the decrypted request body failed, if it did, so the status can say so.
 type FailureSlot = Arc<Mutex<Option<TngError>>>;
 
 pub async fn serve(
     context: &EgressContext,
     upstream: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     check_content_type(req.headers())?;
     let (parts, mut body) = req.into_parts();
@@ -189,7 +190,7 @@ fn replay_refusal(
 /// Reads (a bounded amount of) the rest of a refused request before answering. Closing a
 /// connection with unread request bytes makes the kernel send a reset, and the client — still
 /// uploading — may then lose our response (for a 422, the cue to refetch the key).
-async fn drain(body: &mut Incoming) {
+async fn drain(body: &mut RequestBody) {
     const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
     const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
     let mut drained = 0usize;
@@ -220,7 +221,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
 
 async fn read_metadata(
     context: &EgressContext,
-    body: &mut Incoming,
+    body: &mut RequestBody,
 ) -> Result<(Metadata, Bytes), TngError> {
     let mut reader = MetadataReader::new(context.limits.max_metadata_bytes);
     loop {
@@ -319,7 +320,7 @@ fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<Server
 /// Also returns the request's HPKE encapsulated key, which identifies it for replay checks.
 async fn open_request(
     context: &EgressContext,
-    body: &mut Incoming,
+    body: &mut RequestBody,
     rest: Bytes,
     key: &ServerKey,
     sender: Option<&[u8; 32]>,

@@ -3,6 +3,7 @@
 //! connections and moves bodies.
 
 pub mod body;
+pub mod body_timer;
 pub mod client;
 pub mod conn_timers;
 pub mod server;

@@ -8,12 +8,14 @@
 //! its own header-read timer also fires on idle keep-alive connections and closes without a
 //! status, and hyper-util's protocol sniffing has no timer at all. So the connection timers
 //! (head read → 408, keep-alive idle → close) live in [`GuardedIo`], which sees every read.
+//! The request body's timer (a stalled body → 408) lives in the body handed to the handler
+//! ([`TimedBody`]), the one place that knows the gateway is waiting for the client.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn, Instrument};
 
+use crate::error::TngError;
 use crate::http::body::{boxed, text_response, Body, BoxError};
+use crate::http::body_timer::{BodyReadTimeout, RequestBody, TimedBody};
 pub use crate::http::conn_timers::ConnTracker;
 use crate::http::conn_timers::{close_response, GuardedIo, InFlightBody};
 use crate::shutdown::{Shutdown, DRAIN_TIMEOUT};
@@ -74,7 +78,7 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 pub async fn serve_connection<I, F, Fut>(io: I, guard: Option<ConnGuard>, handler: F)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let guard = guard.unwrap_or_else(nested_guard);
@@ -96,7 +100,7 @@ where
 pub async fn serve_connection_with_upgrades<I, F, Fut>(io: I, guard: ConnGuard, handler: F)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let (io, tracker) = GuardedIo::new(io, guard.limits.clone());
@@ -156,13 +160,16 @@ fn service<F, Fut>(
        + Send
        + 'static
 where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let handler = Arc::new(handler);
     hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let in_flight = tracker.request_started();
         req.extensions_mut().insert(tracker.clone());
+        let body_timed_out = Arc::new(AtomicBool::new(false));
+        let body_limit = limits.body_read_timeout;
+        let req = req.map(|body| TimedBody::new(body, body_limit, body_timed_out.clone()));
         // Boxed: hyper keeps one service-future slot per connection for its whole life, and a
         // request writes the full (large) state machine into it; boxed, the memory is only
         // held while a request runs (~14 KiB less per idle keep-alive connection).
@@ -172,7 +179,20 @@ where
                 None => Box::pin(handler(req)),
             };
         async move {
-            let response = fut.await;
+            let mut response = fut.await;
+            if let Some(limit) = body_limit.filter(|_| body_timed_out.load(Ordering::SeqCst)) {
+                // Whatever the handler made of its broken body (a 502 from the aborted upstream
+                // request, say), the client is the one that stalled.
+                response = body_timeout_response(limit);
+            }
+            if response.status() == StatusCode::REQUEST_TIMEOUT {
+                // Ours or relayed from upstream: the rest of the request body may still
+                // arrive, so this connection cannot carry another request.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, std::convert::Infallible>(response.map(|body| {
                 boxed(InFlightBody {
                     inner: body,
@@ -181,6 +201,16 @@ where
             }))
         }
     })
+}
+
+fn body_timeout_response(limit: Duration) -> Response<Body> {
+    let err = TngError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "RequestBodyTimeout",
+        BodyReadTimeout(limit).to_string(),
+    );
+    warn!("{err}; answered 408 and closing the connection");
+    err.into_response()
 }
 
 /// Refuses a request head over `max_headers` fields or `max_header_bytes` (counted as its

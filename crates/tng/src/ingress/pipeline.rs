@@ -26,6 +26,7 @@ use super::replay::{self, AttemptBody, REPLAY_LIMIT};
 use super::{describe_client_error, is_timeout, IngressContext};
 use crate::error::TngError;
 use crate::http::body::{read_small, Body};
+use crate::http::body_timer::RequestBody;
 use crate::tunnel::headers::{content_length, is_upgrade, strip_connection_specific};
 use crate::tunnel::reader::{plaintext_body, MessageReader, ReadError};
 use crate::tunnel::writer::sealed_body;
@@ -33,7 +34,7 @@ use crate::tunnel::writer::sealed_body;
 pub async fn handle(
     context: Arc<IngressContext>,
     authority: String,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
     async move {
@@ -122,7 +123,7 @@ async fn send(
     base_url: &str,
     inner: &http::request::Parts,
     head: BytesMut,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<SentRequest, TngError> {
     let server = context.keys.server(base_url);
     let (live, recorder) = replay::record(body);
@@ -300,12 +301,13 @@ async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> Tng
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(err) => format!("(unreadable body: {err})"),
     };
-    // A timeout behind the egress is still a timeout for the client; anything else the
-    // egress refused is a bad gateway from the client's point of view.
-    let relayed = if status == StatusCode::GATEWAY_TIMEOUT {
-        StatusCode::GATEWAY_TIMEOUT
-    } else {
-        StatusCode::BAD_GATEWAY
+    // A timeout behind the egress is still a timeout for the client, and so is the egress
+    // giving up on a request body that stopped arriving (the client's, most likely, whose own
+    // `body_read_timeout` here races the egress's); anything else the egress refused is a bad
+    // gateway from the client's point of view.
+    let relayed = match status {
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => status,
+        _ => StatusCode::BAD_GATEWAY,
     };
     TngError::new(
         relayed,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tng_config::EndpointFilter;
 use tracing::{debug, info, warn};
@@ -12,6 +11,7 @@ use tracing::{debug, info, warn};
 use super::filter::{should_tunnel, Host};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
+use crate::http::body_timer::RequestBody;
 use crate::http::client::HttpClient;
 use crate::ingress::{pipeline, IngressContext};
 
@@ -50,7 +50,7 @@ fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
 }
 
 impl HttpProxy {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<RequestBody>) -> Response<Body> {
         let Some((host, port)) = destination(&req) else {
             return TngError::new(
                 StatusCode::BAD_REQUEST,
@@ -74,7 +74,7 @@ impl HttpProxy {
     /// Answers `CONNECT` and then either tunnels the HTTP spoken inside it or pipes it as is.
     fn connect(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         authority: String,
         tunnel: bool,
     ) -> Response<Body> {
@@ -99,7 +99,7 @@ impl HttpProxy {
         Response::new(empty())
     }
 
-    async fn forward_plain(&self, req: Request<Incoming>, authority: &str) -> Response<Body> {
+    async fn forward_plain(&self, req: Request<RequestBody>, authority: &str) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         for name in ["proxy-connection", "proxy-authorization"] {
             parts.headers.remove(name);
