@@ -39,8 +39,12 @@ impl std::error::Error for BodyReadTimeout {}
 pub struct TimedBody<B> {
     inner: B,
     limit: Option<Duration>,
-    /// Armed when a read found nothing, cleared by the next frame.
-    waiting: Option<Pin<Box<Sleep>>>,
+    /// Allocated at the first wait and re-armed for later ones (a streaming upload waits
+    /// once per chunk; one timer per body, not one per wait).
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `timer` runs for the current wait: set when a read found nothing, cleared by
+    /// the next frame.
+    waiting: bool,
     /// Set when the limit fired, so the server can answer 408 whatever the handler made of it.
     fired: Arc<AtomicBool>,
 }
@@ -50,7 +54,8 @@ impl<B> TimedBody<B> {
         TimedBody {
             inner,
             limit,
-            waiting: None,
+            timer: None,
+            waiting: false,
             fired,
         }
     }
@@ -71,7 +76,7 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.waiting = None;
+                this.waiting = false;
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -79,12 +84,16 @@ where
                     return Poll::Pending;
                 };
                 let timer = this
-                    .waiting
+                    .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if !this.waiting {
+                    this.waiting = true;
+                    timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
                 match timer.as_mut().poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(()) => {
-                        this.waiting = None;
+                        this.waiting = false;
                         this.fired.store(true, Ordering::SeqCst);
                         Poll::Ready(Some(Err(Box::new(BodyReadTimeout(limit)))))
                     }
