@@ -6,7 +6,7 @@
 # binary is present and reports the right version is not downloaded again.
 set -euo pipefail
 
-versions=("2.9.0" "2.7.3")
+versions=("2.12.0" "2.9.0" "2.7.3")
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest_root="$root/target/upstream"
