@@ -8,16 +8,19 @@ use crate::mode::{reject_unsupported_common, single_mode};
 use crate::netfilter::{parse_egress_netfilter, EgressNetfilter};
 use crate::ohttp::{parse_egress_ohttp, EgressOhttp};
 use crate::ra::{parse_ra, Ra};
+use crate::rats_tls::{parse_rats_tls, RatsTls};
 
 #[derive(Debug, Clone)]
 pub struct Egress {
     /// Index in `add_egress`.
     pub id: usize,
     pub mode: EgressMode,
-    /// `None` means the rats-TLS transport, which the runtime refuses.
+    /// `None` means the rats-TLS transport.
     pub ohttp: Option<EgressOhttp>,
     /// Request paths (matched unanchored, without the query) forwarded without the tunnel.
     pub direct_forward: Vec<Regex>,
+    /// The rats-TLS framing; meaningful only without `ohttp`.
+    pub rats_tls: RatsTls,
     pub ra: Ra,
     pub limits: Limits,
 }
@@ -88,6 +91,13 @@ pub(crate) fn parse_egress(
         }
         (None, None) => Vec::new(),
     };
+    let rats_tls = match obj.opt("rats_tls") {
+        Some(f) if ohttp.is_some() => {
+            return Err(f.err("cannot be combined with ohttp (an entry uses one transport)"))
+        }
+        Some(f) => parse_rats_tls(&f, false)?,
+        None => RatsTls::default(),
+    };
     let ra = parse_ra(&mut obj, warnings)?;
     let limits = parse_limits(&mut obj, true)?;
     obj.finish(&KEYS)?;
@@ -96,6 +106,7 @@ pub(crate) fn parse_egress(
         mode,
         ohttp,
         direct_forward,
+        rats_tls,
         ra,
         limits,
     })

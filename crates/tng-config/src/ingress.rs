@@ -8,14 +8,17 @@ use crate::mode::{reject_unsupported_common, single_mode};
 use crate::netfilter::{parse_ingress_netfilter, IngressNetfilter};
 use crate::ohttp::{parse_ingress_ohttp, IngressOhttp};
 use crate::ra::{parse_ra, Ra};
+use crate::rats_tls::{parse_rats_tls, RatsTls};
 
 #[derive(Debug, Clone)]
 pub struct Ingress {
     /// Index in `add_ingress`.
     pub id: usize,
     pub mode: IngressMode,
-    /// `None` means the rats-TLS transport, which the runtime refuses.
+    /// `None` means the rats-TLS transport.
     pub ohttp: Option<IngressOhttp>,
+    /// The rats-TLS framing; meaningful only without `ohttp`.
+    pub rats_tls: RatsTls,
     pub ra: Ra,
     pub limits: Limits,
 }
@@ -90,6 +93,13 @@ pub(crate) fn parse_ingress(
         Some(f) if !f.is_null() => Some(parse_ingress_ohttp(&f, warnings)?),
         _ => None,
     };
+    let rats_tls = match obj.opt("rats_tls") {
+        Some(f) if ohttp.is_some() => {
+            return Err(f.err("cannot be combined with ohttp (an entry uses one transport)"))
+        }
+        Some(f) => parse_rats_tls(&f, true)?,
+        None => RatsTls::default(),
+    };
     let ra = parse_ra(&mut obj, warnings)?;
     let limits = parse_limits(&mut obj, false)?;
     obj.finish(&KEYS)?;
@@ -97,6 +107,7 @@ pub(crate) fn parse_ingress(
         id,
         mode,
         ohttp,
+        rats_tls,
         ra,
         limits,
     })

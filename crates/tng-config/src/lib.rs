@@ -19,6 +19,7 @@ mod mode;
 mod netfilter;
 mod ohttp;
 mod ra;
+mod rats_tls;
 mod top;
 
 pub use control::{ControlInterface, Endpoint};
@@ -35,4 +36,5 @@ pub use ohttp::{
     EgressOhttp, HeaderList, HeaderPassthrough, IngressOhttp, PathDefault, PathRewrite,
 };
 pub use ra::{AaProvider, Attest, Model, Ra, Verify, DEFAULT_REFRESH_INTERVAL};
+pub use rats_tls::RatsTls;
 pub use top::{parse, Config};

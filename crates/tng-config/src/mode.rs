@@ -39,11 +39,6 @@ pub(crate) fn single_mode<'a>(
 
 /// Common keys upstream knows but this implementation does not serve.
 pub(crate) fn reject_unsupported_common(obj: &mut Obj<'_>) -> Result<()> {
-    if let Some(f) = obj.opt("rats_tls") {
-        return Err(
-            f.err("the rats_tls transport is not supported by this implementation (use ohttp)")
-        );
-    }
     if let Some(f) = obj.opt("quic") {
         return Err(f.err("quic is not supported by this implementation"));
     }

@@ -192,9 +192,26 @@ fn table() -> Vec<(String, &'static str)> {
             "add_egress[0].mapping_udp: mapping_udp mode is not supported by this implementation",
         ),
         (ing_nf(r#""no_ra": true, "quic": {}"#), "add_ingress[0].quic: quic is not supported by this implementation"),
+        // rats_tls
         (
-            ing_nf(r#""no_ra": true, "rats_tls": {"multiplex": true}"#),
-            "add_ingress[0].rats_tls: the rats_tls transport is not supported by this implementation (use ohttp)",
+            ing_nf(r#""no_ra": true, "rats_tls": {"multiplex": true}, "ohttp": {}"#),
+            "add_ingress[0].rats_tls: cannot be combined with ohttp (an entry uses one transport)",
+        ),
+        (
+            ing_nf(r#""no_ra": true, "rats_tls": {"multiplex_max_connections": 2}"#),
+            "add_ingress[0].rats_tls.multiplex_max_connections: requires rats_tls.multiplex: true",
+        ),
+        (
+            ing_nf(r#""no_ra": true, "rats_tls": {"multiplex": true, "multiplex_max_streams_per_connection": 0}"#),
+            "add_ingress[0].rats_tls.multiplex_max_streams_per_connection: must be > 0",
+        ),
+        (
+            egress(&format!(r#"{NF}, "no_ra": true, "rats_tls": {{"multiplex": true, "multiplex_max_connections": 2}}"#)),
+            "add_egress[0].rats_tls: unknown field `multiplex_max_connections`, expected `multiplex`",
+        ),
+        (
+            ing_nf(r#""no_ra": true, "rats_tls": {"multiplex": "yes"}"#),
+            "add_ingress[0].rats_tls.multiplex: invalid type: string \"yes\", expected a boolean",
         ),
         (
             ing_nf(r#""no_ra": true, "web_page_inject": true"#),

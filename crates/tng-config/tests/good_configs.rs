@@ -543,3 +543,29 @@ fn mangled_inputs_never_panic() {
     let deep = "[".repeat(100_000);
     assert!(tng_config::parse(&deep).is_err());
 }
+
+#[test]
+fn rats_tls_is_the_default_transport_and_multiplex_carries_pool_limits() {
+    let config = parse(
+        r#"{
+        "add_ingress": [
+            {"mapping": {"in": {"port": 10001}, "out": {"host": "127.0.0.1", "port": 20001}}, "no_ra": true},
+            {"mapping": {"in": {"port": 10002}, "out": {"host": "127.0.0.1", "port": 20002}},
+             "rats_tls": {"multiplex": true, "multiplex_max_streams_per_connection": 50, "multiplex_max_connections": 4},
+             "no_ra": true}
+        ],
+        "add_egress": [
+            {"mapping": {"in": {"port": 20001}, "out": {"host": "127.0.0.1", "port": 30001}},
+             "rats_tls": {"multiplex": false}, "no_ra": true}
+        ]}"#,
+    );
+    let plain = &config.ingress[0];
+    assert!(plain.ohttp.is_none());
+    assert_eq!(plain.rats_tls, tng_config::RatsTls::default());
+    let pooled = &config.ingress[1].rats_tls;
+    assert!(pooled.multiplex);
+    assert_eq!(pooled.max_streams_per_connection.map(|n| n.get()), Some(50));
+    assert_eq!(pooled.max_connections.map(|n| n.get()), Some(4));
+    assert!(config.egress[0].ohttp.is_none());
+    assert!(!config.egress[0].rats_tls.multiplex);
+}

@@ -4,7 +4,7 @@ use tng_ohttp::metadata::{encode_frame, ClientAuth, Metadata, MetadataReader};
 
 use crate::split::{Control, Splits};
 
-/// The egress's limit (`tng::egress::tunnel::MAX_METADATA_LEN`).
+/// The egress's limit (`tng::transport::ohttp::egress::tunnel::MAX_METADATA_LEN`).
 const EGRESS_MAX_LEN: usize = 1024 * 1024;
 /// A limit small enough for short inputs to cross it (flag bit 0).
 const SMALL_MAX_LEN: usize = 64;

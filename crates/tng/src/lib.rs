@@ -1,27 +1,32 @@
-//! Trusted Network Gateway: transparent ingress/egress proxies that carry HTTP through an
-//! end-to-end encrypted OHTTP tunnel.
+//! Trusted Network Gateway: transparent ingress/egress proxies that carry an application's
+//! traffic to a service in a TEE through an end-to-end encrypted, remotely attested tunnel.
 //!
-//! Map of the crate:
-//! - [`cli`] parses the command line, sets up logging and runs the [`runtime`].
-//! - [`runtime`] turns the typed configuration into running ingress/egress instances and the
-//!   control interface, and owns start-up order, readiness and graceful shutdown.
-//! - [`capture`] turns a mode (mapping, netfilter) into listeners whose connections know their
-//!   original destination, and owns the netfilter rules that feed them.
-//! - [`ingress`] is the OHTTP client side, [`egress`] the OHTTP gateway side.
-//! - [`tunnel`] moves OHTTP-sealed BHTTP messages through hyper bodies (both sides).
-//! - [`http`] holds the HTTP plumbing both sides share (servers, clients, bodies, errors).
-//! - [`control`] serves `/livez`, `/readyz` and `/status/...`.
+//! Map of the crate, in the order traffic flows:
+//! - [`capture`]: where connections come from (mapping, netfilter, http_proxy, socks5) and
+//!   where they were going;
+//! - [`transport`]: which tunnel carries them to the other side ([`transport::ohttp`],
+//!   [`transport::rats_tls`]), one module per side;
+//! - [`exit`]: where they leave in plaintext (the service behind the egress, or a destination
+//!   the ingress does not tunnel).
+//!
+//! Around them:
+//! - [`runtime`] turns the typed configuration into running entries (capture → transport →
+//!   exit) and the control interface, and owns start-up order, readiness and shutdown;
+//!   nothing below it imports it back;
+//! - [`cli`] parses the command line, sets up logging and runs the runtime;
+//! - [`control`] serves `/livez`, `/readyz` and `/status/...`;
+//! - [`attestation`] builds attesters and verifiers from the configuration;
+//! - [`http`] and [`net`] hold the HTTP and socket plumbing every side shares.
 #![forbid(unsafe_code)]
 
 pub mod attestation;
 pub mod capture;
 pub mod cli;
 pub mod control;
-pub mod egress;
 pub mod error;
+pub mod exit;
 pub mod http;
-pub mod ingress;
-pub mod proxy;
+pub mod net;
 pub mod runtime;
 pub mod shutdown;
-pub mod tunnel;
+pub mod transport;

@@ -1,15 +1,20 @@
 //! The RESTful control interface: `/livez`, `/readyz`, `/status/...`.
 
+mod readiness;
+mod status;
+
+pub use readiness::Readiness;
+pub use status::Status;
+
 use anyhow::Context;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::egress::router::SERVER_HEADER;
 use crate::http::body::{json_response, text_response, Body};
 use crate::http::body_timer::RequestBody;
-use crate::runtime::{Readiness, Status};
+use crate::http::SERVER_HEADER;
 use crate::shutdown::Shutdown;
 
 pub struct ControlInterface {

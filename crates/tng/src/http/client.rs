@@ -2,7 +2,6 @@
 //! never re-capture our own traffic) and optionally wraps them in TLS.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +12,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::http::body::{Body, BoxError};
 
@@ -103,10 +102,12 @@ impl tower_service::Service<Uri> for Connector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string();
-            let tcp =
-                tokio::time::timeout(CONNECT_TIMEOUT, connect(&bare_host, port, options.so_mark))
-                    .await
-                    .map_err(|_| ConnectTimeout)??;
+            let tcp = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                crate::net::connect(&bare_host, port, options.so_mark),
+            )
+            .await
+            .map_err(|_| ConnectTimeout)??;
             if !tls {
                 return Ok(TokioIo::new(Stream::Plain(tcp)));
             }
@@ -131,37 +132,6 @@ impl std::fmt::Display for ConnectTimeout {
 }
 
 impl std::error::Error for ConnectTimeout {}
-
-/// Opens a TCP connection, marking the socket before it sends its first packet.
-pub async fn connect(host: &str, port: u16, so_mark: Option<u32>) -> io::Result<TcpStream> {
-    let mut last_err = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        match connect_addr(addr, so_mark).await {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last_err = Some(err),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{host} resolved to no address"),
-        )
-    }))
-}
-
-async fn connect_addr(addr: SocketAddr, so_mark: Option<u32>) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(mark) = so_mark {
-        socket2::SockRef::from(&socket).set_mark(mark)?;
-    }
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
 
 pub enum Stream {
     Plain(TcpStream),
@@ -230,4 +200,29 @@ impl AsyncWrite for Stream {
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
+}
+
+/// A client error with its whole cause chain: hyper's top-level message alone ("client
+/// error (Connect)") does not tell an operator what happened.
+pub fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// Whether the error chain says the peer did not answer in time.
+pub fn is_timeout(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<ConnectTimeout>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }

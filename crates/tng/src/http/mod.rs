@@ -6,4 +6,8 @@ pub mod body;
 pub mod body_timer;
 pub mod client;
 pub mod conn_timers;
+pub mod headers;
 pub mod server;
+
+/// The `server` header of every answer the gateway makes itself.
+pub const SERVER_HEADER: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));

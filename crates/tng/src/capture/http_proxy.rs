@@ -6,21 +6,25 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tng_config::EndpointFilter;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::filter::{should_tunnel, Host};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
 use crate::http::body_timer::RequestBody;
 use crate::http::client::HttpClient;
-use crate::ingress::{pipeline, IngressContext};
+use crate::transport::{IngressTransport, Target};
 
 pub struct HttpProxy {
-    pub context: Arc<IngressContext>,
+    pub transport: Arc<IngressTransport>,
     pub filters: Vec<EndpointFilter>,
     /// For destinations that do not match `dst_filters`.
     pub direct: HttpClient,
 }
+
+/// Headers addressed to this proxy, never to anything behind it (RFC 9110 §11.7.2, and the
+/// de-facto `Proxy-Connection`): they are removed whichever way the request goes.
+const PROXY_HEADERS: [&str; 2] = ["proxy-authorization", "proxy-connection"];
 
 /// Where a proxied request is going: `CONNECT` names it in the request target, other methods
 /// in the absolute URI or, failing that, the `Host` header.
@@ -50,7 +54,10 @@ fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
 }
 
 impl HttpProxy {
-    pub async fn handle(self: Arc<Self>, req: Request<RequestBody>) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, mut req: Request<RequestBody>) -> Response<Body> {
+        for name in PROXY_HEADERS {
+            req.headers_mut().remove(name);
+        }
         let Some((host, port)) = destination(&req) else {
             return TngError::new(
                 StatusCode::BAD_REQUEST,
@@ -60,24 +67,41 @@ impl HttpProxy {
             .into_response();
         };
         let tunnel = should_tunnel(&self.filters, &Host::parse(&host), port);
-        let authority = format!("{host}:{port}");
-        debug!(%authority, tunnel, "proxy request");
+        let target = Target::new(host, port);
+        debug!(%target, tunnel, "proxy request");
         if req.method() == Method::CONNECT {
-            return self.connect(req, authority, tunnel);
+            return self.connect(req, target, tunnel).await;
         }
         if tunnel {
-            return pipeline::handle(self.context.clone(), authority, req).await;
+            return self.transport.request(&target, req).await;
         }
-        self.forward_plain(req, &authority).await
+        self.forward_plain(req, &target.to_string()).await
     }
 
-    /// Answers `CONNECT` and then either tunnels the HTTP spoken inside it or pipes it as is.
-    fn connect(
+    /// Answers `CONNECT` once the tunnel to the destination is open (so a client never sees
+    /// a connected socket that is not protected yet), then carries the bytes inside it.
+    async fn connect(
         self: Arc<Self>,
         req: Request<RequestBody>,
-        authority: String,
+        target: Target,
         tunnel: bool,
     ) -> Response<Body> {
+        let opened = if tunnel {
+            match self.transport.open(&target).await {
+                Ok(opened) => Some(opened),
+                Err(err) => {
+                    warn!(%target, "tunnel not opened: {err}");
+                    return TngError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "TunnelOpenFailed",
+                        err.to_string(),
+                    )
+                    .into_response();
+                }
+            }
+        } else {
+            None
+        };
         if let Some(tracker) = req.extensions().get::<crate::http::server::ConnTracker>() {
             tracker.upgraded();
         }
@@ -86,14 +110,9 @@ impl HttpProxy {
                 Ok(upgraded) => TokioIo::new(upgraded),
                 Err(err) => return warn!("CONNECT upgrade failed: {err}"),
             };
-            if tunnel {
-                let context = self.context.clone();
-                crate::http::server::serve_connection(upgraded, None, move |req| {
-                    pipeline::handle(context.clone(), authority.clone(), req)
-                })
-                .await;
-            } else {
-                pipe(upgraded, &authority).await;
+            match opened {
+                Some(opened) => opened.serve(upgraded, None).await,
+                None => crate::exit::pipe(upgraded, bytes::Bytes::new(), &target, None).await,
             }
         });
         Response::new(empty())
@@ -101,9 +120,6 @@ impl HttpProxy {
 
     async fn forward_plain(&self, req: Request<RequestBody>, authority: &str) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        for name in ["proxy-connection", "proxy-authorization"] {
-            parts.headers.remove(name);
-        }
         if parts.uri.authority().is_none() {
             let path = parts
                 .uri
@@ -139,30 +155,10 @@ impl HttpProxy {
                 "ProxyForwardError",
                 format!(
                     "forwarding to {authority} failed: {}",
-                    crate::ingress::describe_client_error(&err)
+                    crate::http::client::describe_client_error(&err)
                 ),
             )
             .into_response(),
         }
-    }
-}
-
-/// Plain byte pipe to a destination that does not go through the tunnel.
-pub async fn pipe<S>(mut client: S, authority: &str)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let Some((host, port)) = authority
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-    else {
-        return;
-    };
-    match crate::http::client::connect(host, port, None).await {
-        Ok(mut server) => {
-            info!(%authority, "proxying connection in plaintext (no dst_filters match)");
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-        }
-        Err(err) => warn!(%authority, "cannot connect: {err}"),
     }
 }

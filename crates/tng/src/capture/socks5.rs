@@ -1,6 +1,6 @@
 //! Ingress `socks5`: a SOCKS5 server (RFC 1928, username/password per RFC 1929, CONNECT only).
-//! Destinations matching `dst_filters` get HTTP served over the SOCKS stream and tunnelled;
-//! the rest are piped straight to the destination.
+//! Destinations matching `dst_filters` go through the tunnel (the reply waits until it is
+//! open); the rest are piped straight to the destination.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 
 use super::filter::{should_tunnel, Host};
-use crate::ingress::{pipeline, IngressContext};
+use crate::transport::{IngressTransport, Target};
 
 const VERSION: u8 = 5;
 const NO_AUTH: u8 = 0x00;
@@ -21,13 +21,14 @@ const NO_ACCEPTABLE: u8 = 0xff;
 #[repr(u8)]
 pub enum Reply {
     Succeeded = 0,
+    GeneralFailure = 1,
     ConnectionRefused = 5,
     CommandNotSupported = 7,
     AddressTypeNotSupported = 8,
 }
 
 pub struct Socks5 {
-    pub context: Arc<IngressContext>,
+    pub transport: Arc<IngressTransport>,
     pub filters: Vec<EndpointFilter>,
     pub auth: Option<Socks5Auth>,
 }
@@ -57,28 +58,31 @@ impl Socks5 {
             Ok(target) => target,
             Err(err) => return debug!("SOCKS5 handshake failed: {err}"),
         };
-        let authority = format!("{host}:{port}");
-        if should_tunnel(&self.filters, &host, port) {
-            if reply(&mut stream, Reply::Succeeded).await.is_err() {
-                return;
+        let tunnel = should_tunnel(&self.filters, &host, port);
+        let target = Target::new(host.to_string(), port);
+        if tunnel {
+            let opened = match self.transport.open(&target).await {
+                Ok(opened) => opened,
+                Err(err) => {
+                    warn!(%target, "tunnel not opened: {err}");
+                    let _ = reply(&mut stream, Reply::GeneralFailure).await;
+                    return;
+                }
+            };
+            if reply(&mut stream, Reply::Succeeded).await.is_ok() {
+                opened.serve(stream, None).await;
             }
-            let context = self.context.clone();
-            crate::http::server::serve_connection(stream, None, move |req| {
-                pipeline::handle(context.clone(), authority.clone(), req)
-            })
-            .await;
             return;
         }
-        let server = match crate::http::client::connect(&host.to_string(), port, None).await {
+        let mut server = match crate::exit::connect(&target, None).await {
             Ok(server) => server,
             Err(err) => {
-                warn!(%authority, "cannot connect: {err}");
+                warn!(%target, "cannot connect: {err}");
                 let _ = reply(&mut stream, Reply::ConnectionRefused).await;
                 return;
             }
         };
         if reply(&mut stream, Reply::Succeeded).await.is_ok() {
-            let mut server = server;
             let _ = tokio::io::copy_bidirectional(&mut stream, &mut server).await;
         }
     }

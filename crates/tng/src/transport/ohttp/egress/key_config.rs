@@ -9,7 +9,7 @@ use tng_ohttp::api::{
     AttestationInfo, AttestationRequest, HpkeKeyConfig, KeyConfigRequest, KeyConfigResponse,
 };
 
-use super::EgressContext;
+use super::OhttpEgress;
 use crate::error::TngError;
 use crate::http::body::{is_json, json_response, read_small, Body};
 use crate::http::body_timer::RequestBody;
@@ -18,7 +18,7 @@ use crate::http::body_timer::RequestBody;
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 pub async fn serve(
-    context: &EgressContext,
+    context: &OhttpEgress,
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     let (parts, body) = req.into_parts();
@@ -131,7 +131,7 @@ pub struct CachedPassport {
 
 /// Passport answers cost an AA call and an AS round trip; they are cached as upstream does.
 async fn passport(
-    context: &EgressContext,
+    context: &OhttpEgress,
     attester: &tng_attest::Attester,
     hpke_key_config: &HpkeKeyConfig,
 ) -> Result<AttestationInfo, TngError> {

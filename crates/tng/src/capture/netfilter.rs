@@ -1,11 +1,9 @@
-//! Where connections come from and where they were going.
-//!
-//! Every mode is a set of listeners plus a rule for the original destination of each accepted
-//! connection: fixed (`mapping`), the accepted socket's local address (ingress `netfilter`,
-//! TPROXY) or conntrack's pre-NAT destination (egress `netfilter`, REDIRECT). The netfilter
-//! rules feeding a listener live exactly as long as its [`Capture`] guard.
+//! The `netfilter` modes: a listener fed by iptables rules in the namespace. The ingress
+//! TPROXYs locally generated traffic to its transparent listener (the original destination is
+//! the accepted socket's local address); the egress REDIRECTs inbound traffic to its listener
+//! (conntrack keeps the original destination). The rules live exactly as long as the
+//! [`Capture`] guard returned with the listener.
 
-use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 
@@ -15,55 +13,10 @@ use tng_capture::rules::{
     Destination as RuleDestination, EgressRules, IngressRules, RuleSet, Selection,
 };
 use tng_config::{CaptureDst, EgressNetfilter, IngressNetfilter};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::{info, warn};
 
-/// Pending-connection queue of every listener (the kernel caps it at `somaxconn`).
-pub const LISTEN_BACKLOG: u32 = 1024;
-
-/// A socket bound to `addr` (so start-up fails on a taken port) that does not listen yet:
-/// until [`TcpSocket::listen`], connection attempts are refused rather than queued, which a
-/// load balancer in front takes as "try another node".
-pub fn bind_unlistened(addr: SocketAddr) -> io::Result<TcpSocket> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    Ok(socket)
-}
-
-/// How to learn an accepted connection's original destination.
-#[derive(Clone, Copy, Debug)]
-pub enum Destination {
-    Fixed(SocketAddr),
-    /// TPROXY keeps the original destination as the socket's local address.
-    LocalAddress,
-    /// REDIRECT rewrote the destination; conntrack remembers the original.
-    OriginalDst,
-}
-
-impl Destination {
-    pub fn resolve(&self, stream: &TcpStream, listen_port: u16) -> io::Result<SocketAddr> {
-        let dst = match self {
-            Destination::Fixed(addr) => return Ok(*addr),
-            Destination::LocalAddress => stream.local_addr()?,
-            Destination::OriginalDst => SocketAddr::V4(tng_capture::socket::original_dst(stream)?),
-        };
-        if dst.ip().is_loopback() && dst.port() == listen_port {
-            return Err(io::Error::other(format!(
-                "recursion detected: the original destination {dst} is this listener itself"
-            )));
-        }
-        if !dst.is_ipv4() {
-            return Err(io::Error::other(format!(
-                "IPv6 destination {dst} is not supported"
-            )));
-        }
-        Ok(dst)
-    }
-}
+use crate::net::bind_unlistened;
 
 /// Installed netfilter rules; removed when dropped (graceful stop) or by the next start.
 pub struct Capture {
@@ -134,10 +87,7 @@ fn selection(
 }
 
 /// Binds the transparent listener of an ingress and installs its TPROXY rules.
-pub fn ingress_netfilter(
-    id: usize,
-    config: &IngressNetfilter,
-) -> anyhow::Result<(TcpListener, Capture)> {
+pub fn ingress(id: usize, config: &IngressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_ingress[{id}].netfilter");
     let selection = prepare(
         &field,
@@ -174,10 +124,7 @@ pub fn ingress_netfilter(
 }
 
 /// Binds the listener of an egress and installs its REDIRECT rules.
-pub fn egress_netfilter(
-    id: usize,
-    config: &EgressNetfilter,
-) -> anyhow::Result<(TcpSocket, Capture)> {
+pub fn egress(id: usize, config: &EgressNetfilter) -> anyhow::Result<(TcpSocket, Capture)> {
     let field = format!("add_egress[{id}].netfilter");
     let selection = prepare(
         &field,

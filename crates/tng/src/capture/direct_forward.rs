@@ -1,61 +1,54 @@
-//! Per-connection choice between the OHTTP gateway and a plaintext pipe to the service.
-//!
-//! With `direct_forward` rules, the first request of each connection is sniffed; when its path
-//! matches a rule the whole connection is piped to the service untouched (health checks and
-//! other traffic that must bypass the tunnel). Everything else goes to the OHTTP server.
+//! `direct_forward` (egress): with rules, the first request of each connection is sniffed;
+//! when it is plain HTTP and its path matches a rule, the whole connection bypasses the tunnel
+//! and goes to the service untouched (health checks and other traffic that must not be
+//! tunnelled). Everything else, a TLS ClientHello included, goes to the transport.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
-
-use super::{router, EgressContext};
-use crate::http::server::ConnGuard;
 
 /// Upstream sniffs at most this much of the first request head.
 const SNIFF_LIMIT: usize = 4096;
 const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-pub async fn handle_connection(
-    mut stream: TcpStream,
-    upstream: SocketAddr,
-    context: Arc<EgressContext>,
-    rules: Arc<Vec<regex::Regex>>,
-    watcher: ConnGuard,
-) {
-    let serve = move |io| {
-        crate::http::server::serve_connection(io, Some(watcher), move |req| {
-            let context = context.clone();
-            async move { router::route(&context, upstream, req).await }
-        })
-    };
+/// Where a connection goes; either way the bytes read while deciding are replayed first.
+pub enum Route {
+    Tunnel(Rewind<TcpStream>),
+    Direct(Rewind<TcpStream>),
+}
+
+/// Decides a connection's route; `None` when it closed while being sniffed.
+pub async fn route(mut stream: TcpStream, rules: &[regex::Regex]) -> Option<Route> {
     if rules.is_empty() {
-        return serve(Rewind::new(Bytes::new(), stream)).await;
+        return Some(Route::Tunnel(Rewind::new(Bytes::new(), stream)));
     }
     let mut head = BytesMut::with_capacity(1024);
     let sniffed = tokio::time::timeout(SNIFF_TIMEOUT, sniff_head(&mut stream, &mut head)).await;
     if let Ok(Err(err)) = sniffed {
         debug!("connection closed while sniffing: {err}");
-        return;
+        return None;
     }
     let head = head.freeze();
-    match first_request_path(&head) {
+    let direct = match first_request_path(&head) {
         Some(path) if rules.iter().any(|r| r.is_match(path)) => {
-            info!(%path, %upstream, "direct_forward rule matched; piping connection in plaintext");
-            if let Err(err) = pipe(stream, head, upstream).await {
-                debug!("direct forward ended: {err}");
-            }
+            info!(%path, "direct_forward rule matched; forwarding the connection in plaintext");
+            true
         }
-        _ => serve(Rewind::new(head, stream)).await,
-    }
+        _ => false,
+    };
+    let stream = Rewind::new(head, stream);
+    Some(if direct {
+        Route::Direct(stream)
+    } else {
+        Route::Tunnel(stream)
+    })
 }
 
 async fn sniff_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
@@ -89,14 +82,6 @@ fn first_request_path(head: &[u8]) -> Option<&str> {
         None => target,
     };
     Some(path.split('?').next().unwrap_or(path))
-}
-
-async fn pipe(mut client: TcpStream, head: Bytes, upstream: SocketAddr) -> io::Result<()> {
-    let mut server =
-        crate::http::client::connect(&upstream.ip().to_string(), upstream.port(), None).await?;
-    server.write_all(&head).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
-    Ok(())
 }
 
 /// A stream that first replays bytes already read from it.

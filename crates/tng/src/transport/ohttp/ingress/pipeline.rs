@@ -23,16 +23,17 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::key_cache::USER_AGENT;
 use super::replay::{self, AttemptBody, REPLAY_LIMIT};
-use super::{describe_client_error, is_timeout, IngressContext};
+use super::OhttpIngress;
 use crate::error::TngError;
 use crate::http::body::{read_small, Body};
 use crate::http::body_timer::RequestBody;
-use crate::tunnel::headers::{content_length, is_upgrade, strip_connection_specific};
-use crate::tunnel::reader::{plaintext_body, MessageReader, ReadError};
-use crate::tunnel::writer::sealed_body;
+use crate::http::client::{describe_client_error, is_timeout};
+use crate::http::headers::{content_length, is_upgrade, strip_connection_specific};
+use crate::transport::ohttp::body::reader::{plaintext_body, MessageReader, ReadError};
+use crate::transport::ohttp::body::writer::sealed_body;
 
 pub async fn handle(
-    context: Arc<IngressContext>,
+    context: Arc<OhttpIngress>,
     authority: String,
     req: Request<RequestBody>,
 ) -> Response<Body> {
@@ -67,7 +68,7 @@ fn request_filter<B>(req: &Request<B>) -> Result<(), TngError> {
     Ok(())
 }
 
-fn upstream_peer<B>(context: &IngressContext, authority: &str, req: &Request<B>) -> String {
+fn upstream_peer<B>(context: &OhttpIngress, authority: &str, req: &Request<B>) -> String {
     // Only the path takes part: the query string travels inside the sealed request.
     let outer_path = context.rewriter.rewrite(req.uri().path());
     format!("{}://{authority}{outer_path}", context.scheme)
@@ -119,7 +120,7 @@ struct SentRequest {
 }
 
 async fn send(
-    context: &IngressContext,
+    context: &OhttpIngress,
     base_url: &str,
     inner: &http::request::Parts,
     head: BytesMut,
@@ -317,7 +318,7 @@ async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> Tng
 }
 
 async fn response_filter(
-    context: &IngressContext,
+    context: &OhttpIngress,
     sent: SentRequest,
 ) -> Result<Response<Body>, TngError> {
     let SentRequest { response, decoder } = sent;

@@ -54,6 +54,21 @@ pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
         })
 }
 
+/// The configured header passthrough list as the OHTTP codecs take it.
+pub fn passthrough(list: &tng_config::HeaderList) -> tng_ohttp::passthrough::HeaderPassthrough {
+    use tng_ohttp::passthrough::HeaderPassthrough;
+    match list {
+        tng_config::HeaderList::All => HeaderPassthrough::All,
+        tng_config::HeaderList::Names(names) => HeaderPassthrough::Names(
+            names
+                .iter()
+                // An invalid header name can never match a real header, so dropping it is exact.
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

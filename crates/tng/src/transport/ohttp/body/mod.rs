@@ -5,7 +5,6 @@
 //! ciphertext, and back. Each body frame becomes one sealed chunk as soon as it arrives, so
 //! memory stays bounded and server-sent events are not delayed.
 
-pub mod headers;
 pub mod reader;
 pub mod writer;
 

@@ -248,7 +248,7 @@ async fn fetch_key_config(
     let response = client
         .request(request)
         .await
-        .map_err(|e| unusable(crate::ingress::describe_client_error(&e)))?;
+        .map_err(|e| unusable(crate::http::client::describe_client_error(&e)))?;
     let status = response.status();
     let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
         .await
@@ -476,7 +476,7 @@ async fn relay<T: serde::de::DeserializeOwned>(
     let response = client
         .request(request)
         .await
-        .map_err(|e| crate::ingress::describe_client_error(&e))?;
+        .map_err(|e| crate::http::client::describe_client_error(&e))?;
     let status = response.status();
     let bytes = read_small(response.into_body(), MAX_RESPONSE_BYTES)
         .await

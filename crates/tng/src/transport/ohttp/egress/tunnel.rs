@@ -22,13 +22,15 @@ use tng_ohttp::keys::ServerKey;
 use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
 
 use super::freshness::Rejection;
-use super::EgressContext;
+use super::OhttpEgress;
 use crate::error::TngError;
 use crate::http::body::{empty, full, Body};
 use crate::http::body_timer::RequestBody;
-use crate::tunnel::headers::{content_length, declares_body, strip_connection_specific};
-use crate::tunnel::reader::{plaintext_body, read_at_least, MessageReader, ReadError};
-use crate::tunnel::writer::sealed_body;
+use crate::http::headers::{content_length, declares_body, strip_connection_specific};
+use crate::transport::ohttp::body::reader::{
+    plaintext_body, read_at_least, MessageReader, ReadError,
+};
+use crate::transport::ohttp::body::writer::sealed_body;
 
 /// The default of `limits.max_metadata_bytes`. Metadata carries at most a client token and a
 /// public key: a few KiB. Upstream accepts up to 32 MiB, which would let any peer make us
@@ -40,7 +42,7 @@ type Reader = MessageReader<RequestBody, ServerRequest>;
 type FailureSlot = Arc<Mutex<Option<TngError>>>;
 
 pub async fn serve(
-    context: &EgressContext,
+    context: &OhttpEgress,
     upstream: SocketAddr,
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
@@ -124,7 +126,7 @@ pub async fn serve(
 /// A refusal the client must see as the answer to its request (it is not the gateway that
 /// failed but the request that is unacceptable), sealed like a service response.
 fn inner_refusal(
-    context: &EgressContext,
+    context: &OhttpEgress,
     encoder: ResponseEncoder,
     response: Response<Body>,
 ) -> Result<Response<Body>, TngError> {
@@ -147,7 +149,7 @@ fn header_too_large(why: &str) -> Response<Body> {
 /// replay is answered outside the tunnel: whoever replays cannot read a sealed answer, and the
 /// original client never sees this response.
 fn replay_refusal(
-    context: &EgressContext,
+    context: &OhttpEgress,
     encoder: ResponseEncoder,
     window: std::time::Duration,
     rejection: Rejection,
@@ -220,7 +222,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), TngError> {
 }
 
 async fn read_metadata(
-    context: &EgressContext,
+    context: &OhttpEgress,
     body: &mut RequestBody,
 ) -> Result<(Metadata, Bytes), TngError> {
     let mut reader = MetadataReader::new(context.limits.max_metadata_bytes);
@@ -257,7 +259,7 @@ fn metadata_error(err: MetadataError) -> TngError {
 /// Checks the client-auth part of the metadata against this egress's `verify`. Returns the
 /// attested sender key when the request must be opened in HPKE Auth mode.
 fn check_client_auth(
-    context: &EgressContext,
+    context: &OhttpEgress,
     metadata: &Metadata,
 ) -> Result<Option<[u8; 32]>, TngError> {
     let invalid = |message: String| {
@@ -297,7 +299,7 @@ fn check_client_auth(
     }
 }
 
-fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<ServerKey>, TngError> {
+fn select_key(context: &OhttpEgress, metadata: &Metadata) -> Result<Arc<ServerKey>, TngError> {
     let hint = metadata.key_config_hint.as_ref().ok_or_else(|| {
         TngError::new(
             StatusCode::BAD_REQUEST,
@@ -319,7 +321,7 @@ fn select_key(context: &EgressContext, metadata: &Metadata) -> Result<Arc<Server
 
 /// Also returns the request's HPKE encapsulated key, which identifies it for replay checks.
 async fn open_request(
-    context: &EgressContext,
+    context: &OhttpEgress,
     body: &mut RequestBody,
     rest: Bytes,
     key: &ServerKey,
@@ -374,7 +376,7 @@ fn bhttp_error_ref(err: &ReadError) -> TngError {
 }
 
 async fn build_backend_request(
-    context: &EgressContext,
+    context: &OhttpEgress,
     upstream: SocketAddr,
     outer_headers: &HeaderMap,
     head: RequestHead,
@@ -459,7 +461,7 @@ fn request_body(
 }
 
 async fn forward(
-    context: &EgressContext,
+    context: &OhttpEgress,
     upstream: SocketAddr,
     request: Request<Body>,
     failure: &FailureSlot,
@@ -507,7 +509,7 @@ async fn forward(
 }
 
 fn seal_response<B>(
-    context: &EgressContext,
+    context: &OhttpEgress,
     response: Response<B>,
     encoder: ResponseEncoder,
 ) -> Result<Response<Body>, TngError>

@@ -5,7 +5,7 @@ use http::{Request, Response, StatusCode};
 use tng_attest::{CocoEvidence, Model, Verifier};
 use tng_ohttp::api::{ChallengeResponse, VerifyRequest, VerifyResponse};
 
-use super::EgressContext;
+use super::OhttpEgress;
 use crate::error::TngError;
 use crate::http::body::{is_json, json_response, read_small, Body};
 use crate::http::body_timer::RequestBody;
@@ -13,7 +13,7 @@ use crate::http::body_timer::RequestBody;
 const MAX_EVIDENCE_BYTES: usize = 1024 * 1024;
 
 fn background_check_verifier<'a>(
-    context: &'a EgressContext,
+    context: &'a OhttpEgress,
     code: &'static str,
 ) -> Result<&'a Verifier, TngError> {
     let fail = |message: &str| TngError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message);
@@ -26,7 +26,7 @@ fn background_check_verifier<'a>(
     }
 }
 
-pub async fn challenge(context: &EgressContext) -> Result<Response<Body>, TngError> {
+pub async fn challenge(context: &OhttpEgress) -> Result<Response<Body>, TngError> {
     const CODE: &str = "ServerVerifyClientGetChallengeTokenFailed";
     let verifier = background_check_verifier(context, CODE)?;
     let challenge_token = verifier
@@ -37,7 +37,7 @@ pub async fn challenge(context: &EgressContext) -> Result<Response<Body>, TngErr
 }
 
 pub async fn verify(
-    context: &EgressContext,
+    context: &OhttpEgress,
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     const CODE: &str = "ServerVerifyClientEvidenceFailed";

@@ -8,18 +8,17 @@ use tng_ohttp::api::{OhttpApi, API_HEADER};
 use tracing::{debug, Instrument};
 
 use super::cors::CorsPolicy;
-use super::{background_check, key_config, tunnel, EgressContext};
+use super::{background_check, key_config, tunnel, OhttpEgress};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
 use crate::http::body_timer::RequestBody;
-
-pub const SERVER_HEADER: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
+use crate::http::SERVER_HEADER;
 
 const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured connection. Ensure your client connects via TNG. To bypass, update the direct_forward rules in the TNG server side configuration.";
 
 /// Phase 1: classify the request and hand it to its API.
 pub async fn route(
-    context: &EgressContext,
+    context: &OhttpEgress,
     upstream: SocketAddr,
     req: Request<RequestBody>,
 ) -> Response<Body> {
@@ -105,7 +104,7 @@ fn response_filter(
 
 /// Without a CORS policy the service itself answers preflights, as it would without TNG.
 async fn relay_preflight(
-    context: &EgressContext,
+    context: &OhttpEgress,
     upstream: SocketAddr,
     req: Request<RequestBody>,
 ) -> Response<Body> {

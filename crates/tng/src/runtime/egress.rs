@@ -1,0 +1,215 @@
+//! One `add_egress` entry running: its capture mode's listeners feed its transport, which
+//! hands what it carries to the service; `direct_forward` connections bypass the transport.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tng_config::{Egress, EgressMode};
+use tokio::net::TcpSocket;
+use tracing::{error, info, warn};
+
+use crate::capture::direct_forward::{self, Route};
+use crate::capture::{Capture, Destination};
+use crate::control::{Readiness, Status};
+use crate::shutdown::Shutdown;
+use crate::transport::ohttp::egress::OhttpEgress;
+use crate::transport::rats_tls::egress::RatsTlsEgress;
+use crate::transport::{EgressTransport, Target};
+
+/// Builds an egress: binds its listeners and starts its transport (key manager, attested
+/// certificates). Serving starts with [`EgressInstance::serve`].
+pub struct EgressInstance {
+    id: usize,
+    transport: Arc<EgressTransport>,
+    so_mark: Option<u32>,
+    limits: Arc<tng_config::Limits>,
+    /// Bound but not yet listening: connections are refused until the egress can serve them
+    /// (see [`EgressTransport::serving`]).
+    listeners: Vec<(TcpSocket, Destination)>,
+    /// Netfilter rules feeding the listeners; removed when serving ends.
+    captures: Vec<Capture>,
+    direct_forward: Arc<Vec<regex::Regex>>,
+}
+
+impl EgressInstance {
+    pub async fn bind(
+        config: &Egress,
+        shutdown: &Shutdown,
+        status: &Status,
+    ) -> anyhow::Result<Self> {
+        let id = config.id;
+        let field = format!("add_egress[{id}]");
+        // Connections to the service are marked so the capture rules let them through.
+        let so_mark = match &config.mode {
+            EgressMode::Netfilter(n) => Some(n.so_mark),
+            EgressMode::Mapping(_) => None,
+        };
+        let transport = Arc::new(match &config.ohttp {
+            Some(ohttp) => {
+                let ohttp = Arc::new(OhttpEgress::new(config, ohttp, so_mark, shutdown).await?);
+                status.add_egress(id, ohttp.keys.clone());
+                EgressTransport::Ohttp(ohttp)
+            }
+            None => EgressTransport::RatsTls(Arc::new(
+                RatsTlsEgress::new(config, so_mark, &field, shutdown).await?,
+            )),
+        });
+        let mut listeners = Vec::new();
+        let mut captures = Vec::new();
+        match &config.mode {
+            EgressMode::Mapping(rules) => {
+                listeners.extend(crate::capture::mapping::egress(&field, rules)?);
+            }
+            EgressMode::Netfilter(netfilter) => {
+                let (listener, capture) = crate::capture::netfilter::egress(id, netfilter)?;
+                listeners.push((listener, Destination::OriginalDst));
+                captures.push(capture);
+            }
+        }
+        Ok(Self {
+            id,
+            transport,
+            so_mark,
+            limits: Arc::new(config.limits.clone()),
+            listeners,
+            captures,
+            direct_forward: Arc::new(config.direct_forward.clone()),
+        })
+    }
+
+    /// Serves until shutdown. A `peer_shared` node listens only while it may serve (see
+    /// [`keys::KeyManager::serving`]): when it stops, its listeners close — connections are
+    /// refused, so a load balancer tries another node — while requests in flight finish; when
+    /// it may serve again, the same addresses are bound anew.
+    pub async fn serve(mut self, mut shutdown: Shutdown, readiness: Readiness) {
+        let mut serving = self.transport.serving();
+        let mut sockets: Vec<(Option<TcpSocket>, Option<SocketAddr>, Destination)> =
+            std::mem::take(&mut self.listeners)
+                .into_iter()
+                .map(|(socket, destination)| {
+                    let addr = socket.local_addr().ok();
+                    (Some(socket), addr, destination)
+                })
+                .collect();
+        let mut tasks = Vec::new();
+        loop {
+            if let Some(serving) = &mut serving {
+                tokio::select! {
+                    result = serving.wait_for(|may| *may) => if result.is_err() { break },
+                    _ = shutdown.requested() => break,
+                }
+            }
+            let round = match &serving {
+                Some(serving) => until_paused(shutdown.clone(), serving.clone()),
+                None => shutdown.clone(),
+            };
+            for (socket, addr, destination) in &mut sockets {
+                let listener = match listen(socket.take(), *addr).await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        error!(egress = self.id, local = ?addr, "cannot listen: {err}");
+                        continue;
+                    }
+                };
+                tasks.push(self.accept(listener, *destination, round.clone()));
+            }
+            readiness.service_ready();
+            match &mut serving {
+                Some(serving) => tokio::select! {
+                    _ = serving.wait_for(|may| !*may) => {}
+                    _ = shutdown.requested() => break,
+                },
+                None => break,
+            }
+            readiness.service_unready();
+            warn!(
+                egress = self.id,
+                "not accepting connections until this node holds the cluster's keys again"
+            );
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        drop(std::mem::take(&mut self.captures));
+    }
+
+    fn accept(
+        &self,
+        listener: tokio::net::TcpListener,
+        destination: Destination,
+        stop: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let local = listener.local_addr().ok();
+        let listen_port = local.map(|a| a.port()).unwrap_or(0);
+        info!(egress = self.id, local = ?local, ?destination, "egress listening");
+        let transport = self.transport.clone();
+        let direct = self.direct_forward.clone();
+        let so_mark = self.so_mark;
+        let name = format!("egress{}:{listen_port}", self.id);
+        tokio::spawn(crate::http::server::accept_loop_limited(
+            listener,
+            stop,
+            name,
+            self.limits.clone(),
+            move |stream, _peer, guard| {
+                let (transport, direct) = (transport.clone(), direct.clone());
+                async move {
+                    let upstream = match destination.resolve(&stream, listen_port) {
+                        Ok(upstream) => upstream,
+                        Err(err) => return warn!("dropping connection: {err}"),
+                    };
+                    match direct_forward::route(stream, &direct).await {
+                        Some(Route::Tunnel(stream)) => {
+                            transport.serve(stream, upstream, guard).await
+                        }
+                        Some(Route::Direct(stream)) => {
+                            let target = Target::from(upstream);
+                            crate::exit::pipe(stream, bytes::Bytes::new(), &target, so_mark).await
+                        }
+                        None => {}
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// Listens on the socket bound at start-up, or, after a pause, on a new one bound to the same
+/// address (the previous listener closes as its accept loop stops, so a few retries cover
+/// the moment it is still open).
+async fn listen(
+    socket: Option<TcpSocket>,
+    addr: Option<SocketAddr>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(socket) = socket {
+        return socket.listen(crate::net::LISTEN_BACKLOG);
+    }
+    let addr = addr.ok_or_else(|| std::io::Error::other("listener address unknown"))?;
+    let mut attempt = 0;
+    loop {
+        match crate::net::bind_unlistened(addr) {
+            Ok(socket) => return socket.listen(crate::net::LISTEN_BACKLOG),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && attempt < 40 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A stop signal for one serving round: process shutdown, or the node ceasing to serve.
+fn until_paused(
+    mut shutdown: Shutdown,
+    mut serving: tokio::sync::watch::Receiver<bool>,
+) -> Shutdown {
+    let (trigger, round) = crate::shutdown::channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.requested() => {}
+            _ = serving.wait_for(|may| !*may) => {}
+        }
+        trigger.trigger();
+    });
+    round
+}

@@ -1,0 +1,156 @@
+//! One `add_ingress` entry running: its capture mode's listeners feed its transport.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tng_config::{Ingress, IngressMode};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::capture::http_proxy::HttpProxy;
+use crate::capture::socks5::Socks5;
+use crate::capture::{Capture, Destination, Entry};
+use crate::control::{Readiness, Status};
+use crate::http::client::{self, ConnectOptions};
+use crate::http::server::ConnGuard;
+use crate::shutdown::Shutdown;
+use crate::transport::ohttp::ingress::OhttpIngress;
+use crate::transport::rats_tls::ingress::RatsTlsIngress;
+use crate::transport::{IngressTransport, Target};
+
+pub struct IngressInstance {
+    id: usize,
+    transport: Arc<IngressTransport>,
+    limits: Arc<tng_config::Limits>,
+    listeners: Vec<(TcpListener, Entry)>,
+    /// Netfilter rules feeding the listeners; removed when serving ends.
+    captures: Vec<Capture>,
+}
+
+impl IngressInstance {
+    pub async fn bind(config: &Ingress, status: &Status) -> anyhow::Result<Self> {
+        let id = config.id;
+        let field = format!("add_ingress[{id}]");
+        // Tunnel connections are marked so the capture rules let them through.
+        let so_mark = match &config.mode {
+            IngressMode::Netfilter(n) => Some(n.so_mark),
+            _ => None,
+        };
+        let transport = Arc::new(match &config.ohttp {
+            Some(ohttp) => {
+                let ohttp = Arc::new(OhttpIngress::new(config, ohttp, so_mark).await?);
+                status.add_ingress(id, ohttp.keys.clone());
+                IngressTransport::Ohttp(ohttp)
+            }
+            None => IngressTransport::RatsTls(Arc::new(
+                RatsTlsIngress::new(config, so_mark, &field).await?,
+            )),
+        });
+        let mut listeners = Vec::new();
+        let mut captures = Vec::new();
+        match &config.mode {
+            IngressMode::Mapping(rules) => {
+                for (listener, destination) in
+                    crate::capture::mapping::ingress(&field, rules).await?
+                {
+                    listeners.push((listener, Entry::Transparent(destination)));
+                }
+            }
+            IngressMode::Netfilter(netfilter) => {
+                let (listener, capture) = crate::capture::netfilter::ingress(id, netfilter)?;
+                listeners.push((listener, Entry::Transparent(Destination::LocalAddress)));
+                captures.push(capture);
+            }
+            IngressMode::HttpProxy(proxy) => {
+                let listener =
+                    bind_proxy(&proxy.proxy_listen, &format!("{field}.http_proxy")).await?;
+                let proxy = HttpProxy {
+                    transport: transport.clone(),
+                    filters: proxy.dst_filters.clone(),
+                    direct: client::build(ConnectOptions::default()),
+                };
+                listeners.push((listener, Entry::HttpProxy(Arc::new(proxy))));
+            }
+            IngressMode::Socks5(socks) => {
+                let listener = bind_proxy(&socks.proxy_listen, &format!("{field}.socks5")).await?;
+                let socks = Socks5 {
+                    transport: transport.clone(),
+                    filters: socks.dst_filters.clone(),
+                    auth: socks.auth.clone(),
+                };
+                listeners.push((listener, Entry::Socks5(Arc::new(socks))));
+            }
+        }
+        Ok(Self {
+            id,
+            transport,
+            limits: Arc::new(config.limits.clone()),
+            listeners,
+            captures,
+        })
+    }
+
+    pub async fn serve(self, shutdown: Shutdown, readiness: Readiness) {
+        let mut tasks = Vec::new();
+        for (listener, entry) in self.listeners {
+            let local = listener.local_addr().ok();
+            let listen_port = local.map(|a| a.port()).unwrap_or(0);
+            info!(ingress = self.id, local = ?local, "ingress listening");
+            let transport = self.transport.clone();
+            let name = format!("ingress{}:{listen_port}", self.id);
+            tasks.push(tokio::spawn(crate::http::server::accept_loop_limited(
+                listener,
+                shutdown.clone(),
+                name,
+                self.limits.clone(),
+                move |stream, _peer, guard| {
+                    let (transport, entry) = (transport.clone(), entry.clone());
+                    connection(transport, entry, stream, listen_port, guard)
+                },
+            )));
+        }
+        readiness.service_ready();
+        for task in tasks {
+            let _ = task.await;
+        }
+        drop(self.captures);
+    }
+}
+
+/// One accepted application connection, from its capture mode to its transport.
+async fn connection(
+    transport: Arc<IngressTransport>,
+    entry: Entry,
+    stream: tokio::net::TcpStream,
+    listen_port: u16,
+    guard: ConnGuard,
+) {
+    match entry {
+        Entry::Transparent(destination) => {
+            let target = match destination.resolve(&stream, listen_port) {
+                Ok(dst) => Target::from(dst),
+                Err(err) => return warn!("dropping connection: {err}"),
+            };
+            match transport.open(&target).await {
+                Ok(tunnel) => tunnel.serve(stream, Some(guard)).await,
+                // Nothing of the application was read: it sees its connection closed.
+                Err(err) => warn!(%target, "closing the application connection: {err}"),
+            }
+        }
+        Entry::HttpProxy(proxy) => {
+            crate::http::server::serve_connection_with_upgrades(stream, guard, move |req| {
+                proxy.clone().handle(req)
+            })
+            .await
+        }
+        Entry::Socks5(socks) => socks.handle(stream).await,
+    }
+}
+
+async fn bind_proxy(endpoint: &tng_config::Endpoint, field: &str) -> anyhow::Result<TcpListener> {
+    // The host is used verbatim, so a DNS name works and an IPv6 literal needs brackets.
+    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+    TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("{field}.proxy_listen: cannot listen on {addr}"))
+}

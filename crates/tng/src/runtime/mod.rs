@@ -1,0 +1,105 @@
+//! Start-up order, readiness and shutdown of a configured gateway: the one place that turns
+//! the configuration into running entries (capture → transport → exit) and the control
+//! interface.
+//!
+//! Every ingress (in order), then every egress, then the control interface is constructed —
+//! listeners bound, key managers started — before anything serves, so a start-up failure
+//! leaves nothing half-running. `/readyz` turns 200 once every service accepts connections.
+
+mod egress;
+mod ingress;
+
+use tng_config::{Config, EgressMode, IngressMode};
+use tracing::{info, warn};
+
+use crate::control::{ControlInterface, Readiness, Status};
+use crate::shutdown;
+use egress::EgressInstance;
+use ingress::IngressInstance;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (trigger, shutdown) = shutdown::channel();
+    let status = Status::default();
+    let readiness = Readiness::new(config.ingress.len() + config.egress.len());
+    let uses_netfilter = config
+        .ingress
+        .iter()
+        .any(|i| matches!(i.mode, IngressMode::Netfilter(_)))
+        || config
+            .egress
+            .iter()
+            .any(|e| matches!(e.mode, EgressMode::Netfilter(_)));
+    // Held for the life of the process: two gateways in one namespace would fight over rules.
+    let _lock = if uses_netfilter {
+        Some(tng_capture::lock::acquire()?)
+    } else {
+        None
+    };
+
+    let mut ingresses = Vec::new();
+    for ingress in &config.ingress {
+        ingresses.push(IngressInstance::bind(ingress, &status).await?);
+    }
+    let mut egresses = Vec::new();
+    for egress in &config.egress {
+        egresses.push(EgressInstance::bind(egress, &shutdown, &status).await?);
+    }
+    let control = match &config.control_interface {
+        Some(control) => {
+            Some(ControlInterface::bind(control, status.clone(), readiness.clone()).await?)
+        }
+        None => None,
+    };
+
+    let mut tasks = Vec::new();
+    for ingress in ingresses {
+        tasks.push(tokio::spawn(
+            ingress.serve(shutdown.clone(), readiness.clone()),
+        ));
+    }
+    for egress in egresses {
+        tasks.push(tokio::spawn(
+            egress.serve(shutdown.clone(), readiness.clone()),
+        ));
+    }
+    if let Some(control) = control {
+        tasks.push(tokio::spawn(control.serve(shutdown.clone())));
+    }
+    if config.ingress.is_empty() && config.egress.is_empty() {
+        warn!("the configuration defines no ingress and no egress");
+    }
+    info!("tng started");
+
+    let signal = shutdown::signal().await?;
+    info!("{signal} received: no longer accepting connections, draining in-flight requests");
+    trigger.trigger();
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is bound, what the configuration may say but this build does not
+/// do yet. Attestation above all: running without it when the operator asked for it would
+/// silently drop the security guarantee.
+pub fn check_supported(config: &Config) -> anyhow::Result<()> {
+    let entries = config
+        .ingress
+        .iter()
+        .map(|i| ("add_ingress", i.id, &i.ra, None))
+        .chain(config.egress.iter().map(|e| {
+            let key = e.ohttp.as_ref().map(|o| &o.key);
+            ("add_egress", e.id, &e.ra, key)
+        }));
+    for (kind, id, ra, key) in entries {
+        if let Some(attest) = &ra.attest {
+            crate::attestation::check_agent_socket(&format!("{kind}[{id}]"), attest)?;
+        }
+        if let Some(tng_config::KeySource::PeerShared(peer)) = key {
+            if let Some(attest) = &peer.ra.attest {
+                crate::attestation::check_agent_socket(&format!("{kind}[{id}].ohttp.key"), attest)?;
+            }
+        }
+    }
+    Ok(())
+}
