@@ -39,7 +39,7 @@ pub(crate) fn interval(step: u64) -> Duration {
 
 pub(crate) enum Sink {
     Stdout,
-    Falcon(Falcon),
+    Falcon(Box<Falcon>),
 }
 
 pub(crate) struct PushTask {

@@ -30,7 +30,10 @@ pub(crate) struct Sample {
 }
 
 /// Upstream's per-entry instruments in registration order, with how to read each.
-pub(crate) const UPSTREAM_INSTRUMENTS: [(&str, fn(&Cells) -> i64); 5] = [
+/// Reads one instrument's value from an entry's cells.
+pub(crate) type Read = fn(&Cells) -> i64;
+
+pub(crate) const UPSTREAM_INSTRUMENTS: [(&str, Read); 5] = [
     ("cx_total", |c| to_i64(c.cx_total.load(Relaxed))),
     ("cx_active", |c| c.cx_active.load(Relaxed)),
     ("cx_failed", |c| to_i64(c.cx_failed.load(Relaxed))),

@@ -51,8 +51,9 @@ impl Telemetry {
                     push = Some(PushTask::spawn(Arc::clone(&registry), Sink::Stdout, every));
                 }
                 MetricExporter::Falcon(falcon) => {
-                    let sink =
-                        Sink::Falcon(Falcon::new(falcon, version).map_err(TelemetryError::msg)?);
+                    let sink = Sink::Falcon(Box::new(
+                        Falcon::new(falcon, version).map_err(TelemetryError::msg)?,
+                    ));
                     push = Some(PushTask::spawn(Arc::clone(&registry), sink, every));
                 }
                 MetricExporter::Otlp { exporter, step } => {

@@ -304,3 +304,21 @@ fn access_log_is_one_json_event_without_the_query_and_can_be_switched_off() {
     let lines = log_with_filter("info,tng::access_log=off", emit);
     assert!(lines.is_empty(), "{lines:?}");
 }
+
+#[tokio::test]
+async fn otlp_over_https_http_is_refused_at_startup() {
+    let trace = tng_config::TraceConfig {
+        exporters: vec![tng_config::TraceExporter::Otlp(tng_config::OtlpExporter {
+            protocol: tng_config::OtlpProtocol::HttpJson,
+            endpoint: "https://collector.example/v1/traces".into(),
+            headers: Vec::new(),
+        })],
+    };
+    let err = Telemetry::new(&tng_config::MetricConfig::default(), &trace, "t")
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "OTLP over HTTPS (https://collector.example/v1/traces) is not supported by this implementation; use an http:// collector or protocol `grpc`"
+    );
+}
