@@ -18,7 +18,8 @@ for arg in "$@"; do
 done
 
 # command -> Debian package providing it. iptables/ipset/iproute2/tcpdump are used by the
-# capture and outer-leg tests, nginx is the L7 gateway in the end-to-end topology.
+# capture and outer-leg tests, nginx is the L7 gateway in the end-to-end topology, prometheus
+# scrapes the control interface's /metrics in the telemetry tests.
 declare -A need=(
   [curl]=curl
   [nginx]=nginx
@@ -27,6 +28,7 @@ declare -A need=(
   [ipset]=ipset
   [tcpdump]=tcpdump
   [openssl]=openssl
+  [prometheus]=prometheus
 )
 if $bench; then
   need[wrk]=wrk

@@ -276,6 +276,21 @@ impl<'a> Field<'a> {
         self.array()?.iter().map(Field::string).collect()
     }
 
+    /// A string-to-string object in document order (where order is visible on the wire).
+    pub(crate) fn string_pairs(&self) -> Result<Vec<(String, String)>> {
+        let obj = self.object()?;
+        obj.entries
+            .iter()
+            .map(|(key, value)| {
+                let field = Field {
+                    path: child_path(&self.path, key),
+                    value,
+                };
+                Ok((key.clone(), field.string()?))
+            })
+            .collect()
+    }
+
     pub(crate) fn string_map(&self) -> Result<BTreeMap<String, String>> {
         let obj = self.object()?;
         let mut map = BTreeMap::new();

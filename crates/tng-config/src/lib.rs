@@ -9,28 +9,33 @@ mod control;
 mod cors;
 mod egress;
 mod error;
+mod exporter;
 mod filter;
 mod ingress;
 mod json;
 mod key;
 mod limits;
 mod mapping;
+mod metric;
 mod mode;
 mod netfilter;
 mod ohttp;
 mod ra;
 mod rats_tls;
 mod top;
+mod trace;
 
 pub use control::{ControlInterface, Endpoint};
 pub use cors::Cors;
 pub use egress::{Egress, EgressMode};
 pub use error::ConfigError;
+pub use exporter::{OtlpExporter, OtlpProtocol};
 pub use filter::{EndpointFilter, HostMatcher};
 pub use ingress::{HttpProxy, Ingress, IngressMode, Socks5, Socks5Auth};
 pub use key::{KeySource, PeerShared, DEFAULT_ROTATION_INTERVAL};
 pub use limits::{Limits, DEFAULT_MAX_CHUNK_BYTES};
 pub use mapping::MappingRule;
+pub use metric::{FalconExporter, MetricConfig, MetricExporter, DEFAULT_METRIC_STEP};
 pub use netfilter::{CaptureDst, EgressNetfilter, IngressNetfilter, DEFAULT_SO_MARK};
 pub use ohttp::{
     EgressOhttp, HeaderList, HeaderPassthrough, IngressOhttp, PathDefault, PathRewrite,
@@ -38,3 +43,4 @@ pub use ohttp::{
 pub use ra::{AaProvider, Attest, Model, Ra, Verify, DEFAULT_REFRESH_INTERVAL};
 pub use rats_tls::RatsTls;
 pub use top::{parse, Config};
+pub use trace::{TraceConfig, TraceExporter};

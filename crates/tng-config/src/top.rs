@@ -3,6 +3,8 @@ use crate::egress::{parse_egress, Egress};
 use crate::error::Result;
 use crate::ingress::{parse_ingress, Ingress};
 use crate::json::{parse_document, Field};
+use crate::metric::{parse_metric, MetricConfig};
+use crate::trace::{parse_trace, TraceConfig};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -10,6 +12,8 @@ pub struct Config {
     pub ingress: Vec<Ingress>,
     pub egress: Vec<Egress>,
     pub control_interface: Option<ControlInterface>,
+    pub metric: MetricConfig,
+    pub trace: TraceConfig,
     /// Accepted but questionable settings, each `path: message`, for the caller to log.
     pub warnings: Vec<String>,
 }
@@ -35,13 +39,16 @@ pub fn parse(json: &str) -> Result<Config> {
         .opt("control_interface")
         .map(|f| parse_control_interface(&f))
         .transpose()?;
-    for key in ["metric", "trace"] {
-        if let Some(f) = obj.opt(key) {
-            return Err(f.err(format!(
-                "{key} exporters are not supported by this implementation"
-            )));
-        }
-    }
+    let metric = obj
+        .opt("metric")
+        .map(|f| parse_metric(&f, &mut warnings))
+        .transpose()?
+        .unwrap_or_default();
+    let trace = obj
+        .opt("trace")
+        .map(|f| parse_trace(&f, &mut warnings))
+        .transpose()?
+        .unwrap_or_default();
     if let Some(f) = obj.opt("admin_bind") {
         parse_endpoint(&f)?;
         warnings.push(format!(
@@ -61,6 +68,8 @@ pub fn parse(json: &str) -> Result<Config> {
         ingress,
         egress,
         control_interface,
+        metric,
+        trace,
         warnings,
     })
 }

@@ -423,8 +423,6 @@ fn table() -> Vec<(String, &'static str)> {
             r#"{"control_interface": {"restful": {"port": 8000, "address": "x"}}}"#.into(),
             "control_interface.restful: unknown field `address`, expected one of `host`, `port`",
         ),
-        (r#"{"metric": {"exporters": []}}"#.into(), "metric: metric exporters are not supported by this implementation"),
-        (r#"{"trace": {}}"#.into(), "trace: trace exporters are not supported by this implementation"),
         (r#"{"admin_bind": {"host": "0.0.0.0"}}"#.into(), "admin_bind.port: required"),
         // limits (our extension): unknown keys, ranges, egress-only fields
         (

@@ -1,0 +1,115 @@
+//! One access-log event per completed request (OHTTP) or connection (rats-TLS), under its own
+//! target so `RUST_LOG=tng::access_log=off` silences it and `--log-format json` makes every
+//! field a JSON key.
+
+use std::time::Duration;
+
+use tracing::Span;
+
+use crate::instance::InstanceMetrics;
+use crate::trace::strip_query;
+
+/// The `tracing` target of access-log events.
+pub const ACCESS_LOG_TARGET: &str = "tng::access_log";
+
+/// How a request or connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served to the end (whatever the HTTP status).
+    Ok,
+    /// The upstream (egress, or the service behind it) could not be reached.
+    UpstreamUnreachable,
+    /// The peer's attestation was refused.
+    AttestationFailed,
+    /// Refused by the gateway itself (not a TNG request, replay, a limit).
+    Refused,
+    /// A configured timeout fired.
+    Timeout,
+    /// The client went away before the end.
+    ClientClosed,
+    /// Any other error.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamUnreachable => "upstream_unreachable",
+            Outcome::AttestationFailed => "attestation_failed",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// What the access log says about one request or connection. Borrowed fields, so building one
+/// allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRecord<'a> {
+    /// `None` for a rats-TLS connection (no HTTP seen).
+    pub method: Option<&'a str>,
+    /// Path or request target; everything from `?` on is dropped before logging.
+    pub path: Option<&'a str>,
+    pub status: Option<u16>,
+    /// Bytes received from the downstream peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the downstream peer.
+    pub bytes_out: u64,
+    pub duration: Duration,
+    /// Where the traffic went: the egress address (ingress) or the service address (egress).
+    pub upstream: &'a str,
+    pub outcome: Outcome,
+    pub attested: bool,
+}
+
+impl AccessRecord<'_> {
+    /// Emits the access-log event for `instance` and records the result on `span` (the
+    /// connection or request span of [`InstanceMetrics`]), which sets the OpenTelemetry status.
+    pub fn emit(&self, instance: &InstanceMetrics, span: &Span) {
+        let c = &instance.cells;
+        let path = self.path.map(strip_query);
+        let duration_ms = self.duration.as_secs_f64() * 1000.0;
+        let failed = self.outcome != Outcome::Ok || self.status.is_some_and(|s| s >= 500);
+        span.record("bytes_tx", self.bytes_out);
+        span.record("bytes_rx", self.bytes_in);
+        span.record("outcome", self.outcome.as_str());
+        span.record("attested", self.attested);
+        if let Some(status) = self.status {
+            span.record("http.response.status_code", status);
+        }
+        span.record("otel.status_code", if failed { "error" } else { "ok" });
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    target: ACCESS_LOG_TARGET,
+                    $level,
+                    direction = c.direction.as_str(),
+                    id = c.id.as_str(),
+                    transport = c.labels.transport.as_str(),
+                    method = self.method,
+                    path,
+                    status = self.status,
+                    bytes_in = self.bytes_in,
+                    bytes_out = self.bytes_out,
+                    duration_ms,
+                    upstream = self.upstream,
+                    outcome = self.outcome.as_str(),
+                    attested = self.attested,
+                    "{} {} {} {:.2}ms",
+                    self.method.unwrap_or("-"),
+                    path.unwrap_or("-"),
+                    self.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    duration_ms,
+                )
+            };
+        }
+        if self.outcome == Outcome::Ok {
+            event!(tracing::Level::INFO);
+        } else {
+            event!(tracing::Level::WARN);
+        }
+    }
+}

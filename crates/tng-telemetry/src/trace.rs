@@ -1,0 +1,163 @@
+//! Spans per connection and per request, bridged to OpenTelemetry, and W3C trace context carried
+//! from the ingress to the egress inside the encrypted request.
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::field::Empty;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::instance::InstanceMetrics;
+
+/// The header carrying the trace context (W3C Trace Context).
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Targets whose spans and events the OpenTelemetry layer records: the gateway's own crates
+/// (`tng`, `tng_*`), never the HTTP/gRPC stacks, whose spans would also cover the exporter's
+/// own requests.
+pub(crate) const TRACED_TARGET_PREFIX: &str = "tng";
+
+impl InstanceMetrics {
+    /// The span of one counted connection (`serve`, as upstream), to instrument its task with.
+    /// [`crate::AccessRecord::emit`] fills in `bytes_*`, `outcome` and the status.
+    pub fn connection_span(&self, client: &dyn std::fmt::Display) -> Span {
+        let c = &self.cells;
+        tracing::info_span!(
+            target: "tng::tunnel",
+            "serve",
+            otel.kind = "server",
+            otel.status_code = Empty,
+            direction = c.direction.as_str(),
+            id = c.id.as_str(),
+            transport = c.labels.transport.as_str(),
+            client = %client,
+            bytes_tx = Empty,
+            bytes_rx = Empty,
+            outcome = Empty,
+            attested = Empty,
+        )
+    }
+
+    /// The span of one HTTP request (OHTTP carries one request per tunnel exchange). On the
+    /// egress, call [`set_parent_from`] on it before anything else so it joins the ingress's
+    /// trace.
+    pub fn request_span(&self, method: &str, path: &str) -> Span {
+        let c = &self.cells;
+        tracing::info_span!(
+            target: "tng::tunnel",
+            "request",
+            otel.kind = if c.direction == crate::Direction::Ingress { "client" } else { "server" },
+            otel.status_code = Empty,
+            direction = c.direction.as_str(),
+            id = c.id.as_str(),
+            transport = c.labels.transport.as_str(),
+            http.request.method = method,
+            url.path = strip_query(path),
+            http.response.status_code = Empty,
+            bytes_tx = Empty,
+            bytes_rx = Empty,
+            outcome = Empty,
+            attested = Empty,
+        )
+    }
+}
+
+/// The path without its query string: queries carry tokens and user data.
+pub(crate) fn strip_query(target: &str) -> &str {
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    target.get(..end).unwrap_or(target)
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The `traceparent` value naming `span` as the parent, for the inner (sealed) request the
+/// ingress sends. `None` when the span is not recorded (no trace exporter, or filtered out), so
+/// untraced requests carry nothing.
+pub fn inject(span: &Span) -> Option<HeaderValue> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut headers = HeaderMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut headers));
+    headers.remove(TRACEPARENT)
+}
+
+/// The remote parent carried by `headers`, if they hold a valid `traceparent`.
+pub fn extract(headers: &HeaderMap) -> Option<opentelemetry::Context> {
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// Makes `span` a child of the trace context in `headers` (the egress side of [`inject`]). Must
+/// run before the span is entered. Returns whether a parent was set.
+pub fn set_parent_from(span: &Span, headers: &HeaderMap) -> bool {
+    match extract(headers) {
+        Some(cx) => span.set_parent(cx).is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_fragment_never_reach_a_span_or_log() {
+        assert_eq!(strip_query("/a/b?token=secret"), "/a/b");
+        assert_eq!(strip_query("/a#frag"), "/a");
+        assert_eq!(strip_query("http://h/x?y"), "http://h/x");
+        assert_eq!(strip_query("/plain"), "/plain");
+    }
+
+    #[test]
+    fn extract_refuses_garbage_and_reads_a_valid_traceparent() {
+        let mut headers = HeaderMap::new();
+        assert!(extract(&headers).is_none());
+        headers.insert(TRACEPARENT, HeaderValue::from_static("00-zz-yy-01"));
+        assert!(extract(&headers).is_none());
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let cx = extract(&headers).expect("valid traceparent");
+        let span = cx.span();
+        let sc = span.span_context();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_remote() && sc.is_sampled());
+    }
+
+    #[test]
+    fn nothing_is_injected_without_a_tracing_layer() {
+        assert!(inject(&tracing::info_span!("x")).is_none());
+    }
+}
