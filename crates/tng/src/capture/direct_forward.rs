@@ -25,7 +25,10 @@ pub enum Route {
 }
 
 /// Decides a connection's route; `None` when it closed while being sniffed.
-pub async fn route(mut stream: TcpStream, rules: &[regex::Regex]) -> Option<Route> {
+pub async fn route(
+    mut stream: TcpStream,
+    rules: std::sync::Arc<Vec<regex::Regex>>,
+) -> Option<Route> {
     if rules.is_empty() {
         return Some(Route::Tunnel(Rewind::new(Bytes::new(), stream)));
     }

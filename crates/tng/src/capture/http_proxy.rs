@@ -112,7 +112,7 @@ impl HttpProxy {
             };
             match opened {
                 Some(opened) => opened.serve(upgraded, None).await,
-                None => crate::exit::pipe(upgraded, bytes::Bytes::new(), &target, None).await,
+                None => crate::exit::pipe(upgraded, bytes::Bytes::new(), target, None).await,
             }
         });
         Response::new(empty())

@@ -158,13 +158,13 @@ impl EgressInstance {
                         Ok(upstream) => upstream,
                         Err(err) => return warn!("dropping connection: {err}"),
                     };
-                    match direct_forward::route(stream, &direct).await {
+                    match direct_forward::route(stream, direct).await {
                         Some(Route::Tunnel(stream)) => {
                             transport.serve(stream, upstream, guard).await
                         }
                         Some(Route::Direct(stream)) => {
                             let target = Target::from(upstream);
-                            crate::exit::pipe(stream, bytes::Bytes::new(), &target, so_mark).await
+                            crate::exit::pipe(stream, bytes::Bytes::new(), target, so_mark).await
                         }
                         None => {}
                     }

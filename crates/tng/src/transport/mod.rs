@@ -131,11 +131,19 @@ pub enum EgressTransport {
 impl EgressTransport {
     /// Serves one connection that arrived at an egress listener, whose contents go to
     /// `upstream` (the service).
-    pub async fn serve<S: AppStream>(&self, stream: S, upstream: SocketAddr, guard: ConnGuard) {
-        match self {
+    pub async fn serve<S: AppStream>(
+        self: Arc<Self>,
+        stream: S,
+        upstream: SocketAddr,
+        guard: ConnGuard,
+    ) {
+        match &*self {
             EgressTransport::Ohttp(ohttp) => ohttp.clone().serve(stream, upstream, guard).await,
             EgressTransport::RatsTls(rats_tls) => {
-                rats_tls.clone().serve(stream, upstream, guard).await
+                rats_tls
+                    .clone()
+                    .serve(Box::new(stream), upstream, guard)
+                    .await
             }
         }
     }

@@ -1,0 +1,25 @@
+//! Raw framing: the tunnel's bytes are the application's, both ways, half-closes included.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, warn};
+
+use crate::transport::Target;
+
+pub async fn forward<S>(mut tunnel: S, upstream: SocketAddr, so_mark: Option<u32>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let target = Target::from(upstream);
+    let mut service = match crate::exit::connect(&target, so_mark).await {
+        Ok(service) => service,
+        Err(err) => return warn!(%target, "cannot connect to the service: {err}"),
+    };
+    let size = super::super::COPY_BUFFER;
+    if let Err(err) =
+        tokio::io::copy_bidirectional_with_sizes(&mut tunnel, &mut service, size, size).await
+    {
+        debug!(%target, "tunnel ended: {err}");
+    }
+}

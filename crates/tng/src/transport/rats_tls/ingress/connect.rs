@@ -1,0 +1,44 @@
+//! The `connect` → `handshake` → `verify_peer` phases: one attested TLS connection to the
+//! egress endpoint. Nothing of the application has been read when this runs, so a failure at
+//! any phase delivers zero application bytes.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tracing::debug;
+
+use super::super::security::ClientSecurity;
+use crate::transport::{OpenError, Target};
+
+/// TCP connect plus TLS handshake; the egress is expected to answer both promptly.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn attested_connection(
+    security: &ClientSecurity,
+    target: &Target,
+    so_mark: Option<u32>,
+) -> Result<TlsStream<TcpStream>, OpenError> {
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let tcp = crate::net::connect(target.host(), target.port(), so_mark)
+            .await
+            .map_err(|e| OpenError(format!("cannot connect to {target}: {e}")))?;
+        let _ = crate::net::set_tunnel_keepalive(&tcp);
+        tokio_rustls::TlsConnector::from(security.config.clone())
+            .connect(security.server_name(target.host()), tcp)
+            .await
+            .map_err(|e| OpenError(format!("TLS handshake with {target} failed: {e}")))
+    })
+    .await
+    .map_err(|_| {
+        OpenError(format!(
+            "no TLS handshake with {target} within {HANDSHAKE_TIMEOUT:?}"
+        ))
+    })??;
+    security
+        .verify_peer(tls.get_ref().1)
+        .await
+        .map_err(|reason| OpenError(format!("attestation of {target} refused: {reason}")))?;
+    debug!(%target, "rats-TLS connection established");
+    Ok(tls)
+}
