@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Benchmark (not a test; CI never runs it): nginx serving static files on loopback, measured
-# directly, through our tng ingress+egress, and through upstream TNG 2.9.0 ingress+egress, all in
-# one run on one machine so the ratios are comparable. Writes bench/results.md.
+# directly and through tunnels of ours and of upstream TNG, all in one run on one machine so
+# the ratios are comparable. Writes bench/results.md.
 #
-#   bench/run.sh            # ~3 minutes; needs root for the first install of wrk/nginx
+#   bench/run.sh            # ~10 minutes; needs root for the first install of wrk/nginx
 #
-# Environment: WRK_DURATION (default 15s), BULK_SIZE (default 1G), PERF=0 to skip profiling,
-# OURS_BIN=PATH to measure another binary as "ours" without building (checks the script itself),
-# RESULTS=PATH to write the results elsewhere than bench/results.md.
+# Paths: for each transport (OHTTP, rats-TLS raw, rats-TLS multiplexed) a tunnel of ours and
+# one of upstream 2.12.0 (the reference), plus upstream 2.9.0 for OHTTP. Every tunnel is an
+# ingress + egress pair in mapping mode with no_ra in front of the same nginx.
+#
+# The machine is shared and noisy, so every measurement runs ROUNDS times, the paths in a
+# different order each round, and each path keeps its best round. Beside req/s and latency the
+# steadier figure is the gateways' CPU time per request: utime+stime of the two gateway
+# processes (/proc/<pid>/stat) over the wrk run, divided by the requests wrk completed.
+#
+# Environment: WRK_DURATION (default 10s), ROUNDS (default 3), BULK_SIZE (default 256M),
+# BULK_ROUNDS (default 2), PERF=0 to skip profiling, PATHS to measure a subset (e.g.
+# "ohttp rats-raw"), OURS_BIN=PATH to measure another binary as "ours" without building,
+# RESULTS=PATH to write the results elsewhere than bench/results.md, TELEMETRY=1 to add
+# rows of ours with metrics, tracing and the access log on.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,9 +29,13 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-wrk_duration="${WRK_DURATION:-15s}"
-bulk_size="${BULK_SIZE:-1G}"
-upstream_version=2.9.0
+wrk_duration="${WRK_DURATION:-10s}"
+rounds="${ROUNDS:-3}"
+bulk_size="${BULK_SIZE:-256M}"
+bulk_rounds="${BULK_ROUNDS:-2}"
+transports="${PATHS:-ohttp rats-raw rats-mux}"
+reference=2.12.0
+older=2.9.0
 
 scripts/deps.sh --bench
 scripts/fetch-upstream.sh
@@ -32,7 +47,6 @@ else
   ours="$root/target/release/tng"
 fi
 results_md="${RESULTS:-$root/bench/results.md}"
-upstream="$root/target/upstream/$upstream_version/tng"
 work="$root/bench/work"
 rm -rf "$work"
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp" "$work/www" "$work/logs"
@@ -46,7 +60,6 @@ cleanup() {
     kill -TERM "${pids[$i]}" 2>/dev/null || continue
     wait "${pids[$i]}" 2>/dev/null || true
   done
-  # The 1 GiB file is sparse, but do not leave it around anyway.
   rm -f "$work/www/bulk"
   exit "$status"
 }
@@ -88,6 +101,13 @@ wait_port() {
   exit 1
 }
 
+# utime+stime of a process in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+# name in field 2 has no spaces for the binaries measured here).
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+clk_tck="$(getconf CLK_TCK)"
+
 # --- backend: nginx with a 1 KiB file and a sparse bulk file --------------------------------
 head -c 1024 /dev/urandom >"$work/www/1k"
 truncate -s "$bulk_size" "$work/www/bulk"
@@ -123,38 +143,71 @@ CONF
 start nginx nginx -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$work/nginx/nginx.conf"
 wait_port "$nginx_port" nginx
 
-# --- tunnels: ours and upstream, same layout -------------------------------------------------
+# --- tunnels ---------------------------------------------------------------------------------
+# The transport part of an entry: JSON members merged into both sides' entries.
+transport_json() {
+  case "$1" in
+    ohttp) echo '"ohttp":{}' ;;
+    rats-raw) echo '"rats_tls":{"multiplex":false}' ;;
+    rats-mux) echo '"rats_tls":{"multiplex":true}' ;;
+  esac
+}
+egress_transport_json() {
+  case "$1" in
+    # Upstream 2.12 insists on rotation_interval once a key object is written.
+    ohttp) echo '"ohttp":{"key":{"source":"self_generated","rotation_interval":300}}' ;;
+    *) transport_json "$1" ;;
+  esac
+}
+
+# Our telemetry rows: every exporter that costs something on the data path, pointed at a
+# sink that accepts and drops (the stdout exporter logs through the same files as the rest).
+telemetry_json='"metric":{"exporters":[{"type":"stdout","step":60}]},"trace":{"exporters":[{"type":"stdout"}]},'
+
+path_labels=()
+path_ports=()
+path_gateways=()
 launch_pair() {
-  local label="$1" binary="$2" egress_port ingress_port
+  local label="$1" binary="$2" transport="$3" extra="${4:-}" egress_port ingress_port
   egress_port="$(free_port)"
   ingress_port="$(free_port)"
   cat >"$work/$label-egress.json" <<JSON
-{"add_egress":[{"mapping":{"in":{"host":"127.0.0.1","port":$egress_port},"out":{"host":"127.0.0.1","port":$nginx_port}},"ohttp":{"key":{"source":"self_generated","rotation_interval":300}},"no_ra":true}]}
+{${extra}"add_egress":[{"mapping":{"in":{"host":"127.0.0.1","port":$egress_port},"out":{"host":"127.0.0.1","port":$nginx_port}},$(egress_transport_json "$transport"),"no_ra":true}]}
 JSON
   cat >"$work/$label-ingress.json" <<JSON
-{"add_ingress":[{"mapping":{"in":{"host":"127.0.0.1","port":$ingress_port},"out":{"host":"127.0.0.1","port":$egress_port}},"ohttp":{},"no_ra":true}]}
+{${extra}"add_ingress":[{"mapping":{"in":{"host":"127.0.0.1","port":$ingress_port},"out":{"host":"127.0.0.1","port":$egress_port}},$(transport_json "$transport"),"no_ra":true}]}
 JSON
   # Same log level for both implementations (the product default), logs to a file.
   start "$label-egress" env RUST_LOG=info "$binary" launch --config-file "$work/$label-egress.json"
   wait_port "$egress_port" "$label-egress"
   start "$label-ingress" env RUST_LOG=info "$binary" launch --config-file "$work/$label-ingress.json"
   wait_port "$ingress_port" "$label-ingress"
-  # Warm up: the first request fetches the key config.
+  # Warm up: the first request fetches the key config / opens the pooled connection.
   curl -sS --fail -o /dev/null "http://127.0.0.1:$ingress_port/1k"
-  # A global rather than stdout: start() must record the pids in this shell, not a subshell.
-  pair_port="$ingress_port"
+  path_labels+=("$label")
+  path_ports+=("$ingress_port")
+  path_gateways+=("$(pid_of "$label-ingress") $(pid_of "$label-egress")")
 }
 
 echo "== starting tunnels"
-pair_port=""
-launch_pair ours "$ours"
-ours_port="$pair_port"
-launch_pair upstream "$upstream"
-upstream_port="$pair_port"
+path_labels+=("direct")
+path_ports+=("$nginx_port")
+path_gateways+=("")
+for transport in $transports; do
+  launch_pair "ours-$transport" "$ours" "$transport"
+  if [ "${TELEMETRY:-0}" = 1 ]; then
+    launch_pair "ourstel-$transport" "$ours" "$transport" "$telemetry_json"
+  fi
+  launch_pair "up${reference//./}-$transport" "target/upstream/$reference/tng" "$transport"
+  if [ "$transport" = ohttp ]; then
+    launch_pair "up${older//./}-$transport" "target/upstream/$older/tng" "$transport"
+  fi
+done
 
 # --- measurements ----------------------------------------------------------------------------
-results="$work/results.env"
-: >"$results"
+# One line per measurement: kind label round key=value...; results.md keeps each label's best.
+raw="$work/measurements.txt"
+: >"$raw"
 
 # wrk latencies come as 812.00us / 1.23ms / 1.02s; normalise to milliseconds.
 to_ms() {
@@ -166,84 +219,103 @@ to_ms() {
 }
 
 run_wrk() {
-  local label="$1" port="$2" out
-  echo "== wrk -t2 -c64 -d$wrk_duration --latency ($label)"
-  out="$work/wrk-$label.txt"
-  wrk -t2 -c64 -d"$wrk_duration" --latency "http://127.0.0.1:$port/1k" | tee "$out"
-  {
-    echo "${label}_rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")"
-    echo "${label}_p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")"
-    echo "${label}_p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")"
-    # Failed requests count against a tunnel: wrk reports them separately from req/s.
-    echo "${label}_non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out" | grep . || echo 0)"
-    echo "${label}_sockerr=$(awk -F'[ ,]+' '/Socket errors:/ {print $4+$6+$8+$10}' "$out" | grep . || echo 0)"
-  } >>"$results"
+  local i="$1" round="$2" label="${path_labels[$1]}" port="${path_ports[$1]}" out before after pid ticks
+  out="$work/wrk-$label-$round.txt"
+  before=0
+  for pid in ${path_gateways[$i]}; do before=$((before + $(cpu_ticks "$pid"))); done
+  wrk -t2 -c64 -d"$wrk_duration" --latency "http://127.0.0.1:$port/1k" >"$out"
+  after=0
+  for pid in ${path_gateways[$i]}; do after=$((after + $(cpu_ticks "$pid"))); done
+  ticks=$((after - before))
+  local requests rps p50 p99 non2xx sockerr
+  requests="$(awk '/requests in/ {print $1}' "$out")"
+  rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+  p50="$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")"
+  p99="$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")"
+  non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out" | grep . || echo 0)"
+  sockerr="$(awk -F'[ ,]+' '/Socket errors:/ {print $4+$6+$8+$10}' "$out" | grep . || echo 0)"
+  echo "wrk $label $round requests=$requests rps=$rps p50=$p50 p99=$p99 non2xx=$non2xx sockerr=$sockerr cpu_ticks=$ticks" >>"$raw"
+  printf '   %-22s round %s: %9s req/s  p99 %7s ms  cpu %s ticks\n' "$label" "$round" "$rps" "$p99" "$ticks"
 }
 
 run_bulk() {
-  local label="$1" port="$2" speed
-  echo "== bulk download of $bulk_size ($label)"
+  local label="${path_labels[$1]}" port="${path_ports[$1]}" round="$2" speed
   speed="$(curl -sS --fail --max-time 600 -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/bulk")"
-  echo "   $speed bytes/s"
-  echo "${label}_bulk=$(awk -v s="$speed" 'BEGIN {printf "%.1f", s / 1e6}')" >>"$results"
+  echo "bulk $label $round mbps=$(awk -v s="$speed" 'BEGIN {printf "%.1f", s / 1e6}')" >>"$raw"
+  printf '   %-22s round %s: %s MB/s\n' "$label" "$round" "$(awk -v s="$speed" 'BEGIN {printf "%.1f", s / 1e6}')"
 }
 
-# Other work on the machine skews every number: record the load the run started under.
+# Round r visits the paths rotated by r (and reversed on odd rounds), so no path always runs
+# right after the same neighbour or always first.
+order() {
+  local r="$1" n="${#path_labels[@]}" k
+  for ((k = 0; k < n; k++)); do
+    if ((r % 2)); then echo $(((n - 1 - k + r) % n)); else echo $(((k + r) % n)); fi
+  done
+}
+
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-run_wrk direct "$nginx_port"
-run_wrk ours "$ours_port"
-run_wrk upstream "$upstream_port"
-run_bulk direct "$nginx_port"
-run_bulk ours "$ours_port"
-run_bulk upstream "$upstream_port"
+for ((r = 0; r < rounds; r++)); do
+  echo "== round $((r + 1))/$rounds: wrk -t2 -c64 -d$wrk_duration /1k"
+  for i in $(order "$r"); do run_wrk "$i" "$r"; done
+done
+for ((r = 0; r < bulk_rounds; r++)); do
+  echo "== bulk round $((r + 1))/$bulk_rounds: $bulk_size download"
+  for i in $(order "$r"); do run_bulk "$i" "$r"; done
+done
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Peak RSS after all runs (VmHWM: high-water mark of the resident set).
-for name in ours-ingress ours-egress upstream-ingress upstream-egress; do
+for name in "${names[@]}"; do
+  case "$name" in nginx) continue ;; esac
   pid="$(pid_of "$name")"
-  hwm="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")"
-  echo "$(tr - _ <<<"$name")_rss_kib=$hwm" >>"$results"
+  echo "rss $name 0 kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")" >>"$raw"
 done
 
-# --- where the time goes: perf profile of our egress under load --------------------------------
+# --- where the time goes: perf profile of our OHTTP egress and ingress under load ----------
 profile="$work/perf-top.txt"
 : >"$profile"
-if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null 2>&1; then
-  echo "== perf record -g of our egress under wrk (10 s)"
-  egress_pid="$(pid_of ours-egress)"
-  wrk -t2 -c64 -d12s "http://127.0.0.1:$ours_port/1k" >/dev/null &
-  wrk_pid=$!
-  # Let the load settle before sampling.
-  sleep 1
-  if perf record -g -o "$work/perf-egress.data" -p "$egress_pid" -- sleep 10 >"$work/logs/perf-egress.log" 2>&1; then
-    # Self time per binary/library first (kernel vs allocator vs crypto vs our code), then the
-    # top symbols. perf pads its table with spaces and empty "-" columns: cut those, and very
-    # long generic symbol names.
-    report() {
-      perf report -i "$work/perf-egress.data" --no-children -g none --stdio "$@" 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | sed -E 's/([[:space:]]+-)+[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-170
-    }
-    {
-      echo "# by shared object"
-      report --sort dso | head -n 6
-      echo "# by area (symbol name contains ...)"
-      report --sort symbol | awk '
-        { pct = $1; sub(/%/, "", pct); sym = $0 }
-        sym ~ /curve25519|x25519/ { a["X25519 (HPKE encap/decap)"] += pct; next }
-        sym ~ /chacha|poly1305|aes|gcm|sha2|hkdf|hmac/ { a["AEAD, SHA-256, HKDF"] += pct; next }
-        sym ~ /\[k\]/ { a["kernel (syscalls, TCP, scheduling)"] += pct; next }
-        sym ~ /malloc|free|memmove|memcpy|memset|_int_|unlink_chunk/ { a["allocator and memcpy"] += pct; next }
-        sym ~ /hyper|h2::|tokio|mio/ { a["hyper / tokio"] += pct; next }
-        { a["other"] += pct }
-        END { for (k in a) printf "%8.2f%%  %s\n", a[k], k }' | sort -rn
-      echo "# top symbols"
-      report --sort dso,symbol | head -n 25
-    } >"$profile" || true
-  else
-    echo "perf record failed: $(tail -n 3 "$work/logs/perf-egress.log")" >"$profile"
-  fi
-  wait "$wrk_pid" || true
+profile_label="ours-$(echo "$transports" | awk '{print $1}')"
+if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null 2>&1 && perf stat -e task-clock true >/dev/null 2>&1; then
+  port=""
+  for i in "${!path_labels[@]}"; do
+    [ "${path_labels[$i]}" = "$profile_label" ] && port="${path_ports[$i]}"
+  done
+  for side in egress ingress; do
+    echo "== perf record -g of $profile_label-$side under wrk (10 s)"
+    wrk -t2 -c64 -d12s "http://127.0.0.1:$port/1k" >/dev/null &
+    wrk_pid=$!
+    sleep 1
+    data="$work/perf-$side.data"
+    if perf record -g -o "$data" -p "$(pid_of "$profile_label-$side")" -- sleep 10 >"$work/logs/perf-$side.log" 2>&1; then
+      report() {
+        perf report -i "$data" --no-children -g none --stdio "$@" 2>/dev/null |
+          grep -E '^ +[0-9.]+%' | sed -E 's/([[:space:]]+-)+[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-170
+      }
+      {
+        echo "# $profile_label-$side: by shared object"
+        report --sort dso | head -n 6
+        echo "# $profile_label-$side: by area (symbol name contains ...)"
+        report --sort symbol | awk '
+          { pct = $1; sub(/%/, "", pct); sym = $0 }
+          sym ~ /curve25519|x25519|X25519|ec_GFp|fiat_25519/ { a["X25519 (HPKE encap/decap)"] += pct; next }
+          sym ~ /chacha|poly1305|aes|gcm|sha2|sha256|hkdf|hmac|HKDF|EVP_/ { a["AEAD, SHA-256, HKDF"] += pct; next }
+          sym ~ /\[k\]/ { a["kernel (syscalls, TCP, scheduling)"] += pct; next }
+          sym ~ /malloc|free|memmove|memcpy|memset|_int_|unlink_chunk/ { a["allocator and memcpy"] += pct; next }
+          sym ~ /hyper|h2::|tokio|mio/ { a["hyper / tokio"] += pct; next }
+          { a["other"] += pct }
+          END { for (k in a) printf "%8.2f%%  %s\n", a[k], k }' | sort -rn
+        echo "# $profile_label-$side: top symbols"
+        report --sort dso,symbol | head -n 25
+        echo
+      } >>"$profile" || true
+    else
+      echo "perf record failed: $(tail -n 3 "$work/logs/perf-$side.log")" >>"$profile"
+    fi
+    wait "$wrk_pid" || true
+  done
 else
-  echo "perf not available on this machine (apt-get install linux-perf failed or PERF=0)" >"$profile"
+  echo "perf not usable on this machine (not installed, PERF=0, or no counters)" >"$profile"
 fi
 
 # --- results.md ------------------------------------------------------------------------------
@@ -252,90 +324,11 @@ if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   commit="$commit (+ uncommitted changes)"
 fi
 model="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
-python3 - "$results" "$profile" "$results_md" <<PY
-import sys, datetime
-env = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l)
-profile = open(sys.argv[2]).read().rstrip()
-f = lambda k: float(env[k])
-MiB = 1024
-
-def ratio(a, b):
-    return a / b if b else float("nan")
-
-rows = []
-for label, name in [("direct", "direct (nginx)"), ("ours", "ours (tng ingress+egress)"),
-                    ("upstream", "upstream TNG $upstream_version ingress+egress")]:
-    rows.append(f"| {name} | {f(label+'_rps'):,.0f} | {f(label+'_p50'):.2f} | {f(label+'_p99'):.2f} "
-                f"| {int(env[label+'_non2xx'])} / {int(env[label+'_sockerr'])} | {f(label+'_bulk'):,.1f} |")
-
-rps_r = ratio(f("ours_rps"), f("upstream_rps"))
-p99_r = ratio(f("ours_p99"), f("upstream_p99"))
-bulk_r = ratio(f("ours_bulk"), f("upstream_bulk"))
-verdict = lambda ok: "**PASS**" if ok else "**FAIL**"
-ours_errors = int(env["ours_non2xx"]) + int(env["ours_sockerr"])
-targets = [
-    f"| req/s, ours / upstream | {rps_r:.2f}× | ≥ 4× | {verdict(rps_r >= 4)} |",
-    f"| p99 latency, ours / upstream (lower is better) | {p99_r:.3f}× | ≤ 0.25× | {verdict(p99_r <= 0.25)} |",
-    f"| bulk MB/s, ours / upstream | {bulk_r:.2f}× | ≥ 5× | {verdict(bulk_r >= 5)} |",
-]
-for proc in ["ingress", "egress"]:
-    kib = int(env[f"ours_{proc}_rss_kib"])
-    targets.append(f"| peak RSS, our {proc} | {kib / MiB:.1f} MiB | ≤ 32 MiB | {verdict(kib <= 32 * MiB)} |")
-targets.append(f"| failed requests through ours under wrk | {ours_errors} | 0 | {verdict(ours_errors == 0)} |")
-
-rss = [f"| {proc} | {int(env[f'ours_{proc}_rss_kib']) / MiB:.1f} | {int(env[f'upstream_{proc}_rss_kib']) / MiB:.1f} |"
-       for proc in ["ingress", "egress"]]
-
-out = f"""# Benchmark results
-
-Generated by \`bench/run.sh\` — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}.
-
-- Machine: $(nproc) CPUs, $model, loopback only; load average before the runs: $load_before
-  (other processes on the machine make all numbers noisy; compare ratios within one run)
-- Commit: \`$commit\`
-- Backend: nginx $(nginx -v 2>&1 | sed 's|.*/||'), \`worker_processes 2\`, access_log off, static files
-- Load: \`wrk -t2 -c64 -d$wrk_duration --latency\` on a 1 KiB file (64 keep-alive connections);
-  bulk: \`curl -o /dev/null\` of a $bulk_size file (sparse), one stream
-- Ours: \`$ours\`
-- Upstream: the PyPI \`tng-sdk==$upstream_version\` binary
-- Tunnels: mapping mode, \`no_ra\`, self-generated key (rotation 300 s), \`RUST_LOG=info\` for both
-
-## Absolute numbers
-
-| path | req/s | p50 ms | p99 ms | non-2xx / socket errors | bulk MB/s |
-|---|---:|---:|---:|---:|---:|
-{chr(10).join(rows)}
-
-## Ratios
-
-| | ours / upstream | ours / direct | upstream / direct |
-|---|---:|---:|---:|
-| req/s | {rps_r:.2f} | {ratio(f('ours_rps'), f('direct_rps')):.3f} | {ratio(f('upstream_rps'), f('direct_rps')):.3f} |
-| p99 latency (lower is better) | {p99_r:.3f} | {ratio(f('ours_p99'), f('direct_p99')):.2f} | {ratio(f('upstream_p99'), f('direct_p99')):.2f} |
-| bulk MB/s | {bulk_r:.2f} | {ratio(f('ours_bulk'), f('direct_bulk')):.3f} | {ratio(f('upstream_bulk'), f('direct_bulk')):.3f} |
-
-## Peak RSS (VmHWM after all runs)
-
-| process | ours MiB | upstream MiB |
-|---|---:|---:|
-{chr(10).join(rss)}
-
-## Targets (issue 2)
-
-| target | measured | required | result |
-|---|---:|---:|---|
-{chr(10).join(targets)}
-
-## Where the time goes
-
-\`perf record -g -p <our egress>\` for 10 s under \`wrk -t2 -c64 /1k\` through our tunnel; top symbols by
-self time (\`perf report --no-children --sort dso,symbol\`):
-
-\`\`\`
-{profile}
-\`\`\`
-"""
-open(sys.argv[3], "w").write(out)
-PY
+BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" BENCH_NPROC="$(nproc)" BENCH_MODEL="$model" \
+BENCH_LOAD_BEFORE="$load_before" BENCH_LOAD_AFTER="$load_after" BENCH_COMMIT="$commit" \
+BENCH_NGINX="$(nginx -v 2>&1 | sed 's|.*/||')" BENCH_WRK="$wrk_duration" BENCH_ROUNDS="$rounds" \
+BENCH_BULK="$bulk_size" BENCH_BULK_ROUNDS="$bulk_rounds" BENCH_OURS="$ours" BENCH_CLK_TCK="$clk_tck" \
+BENCH_REFERENCE="$reference" BENCH_OLDER="$older" \
+python3 bench/report.py "$raw" "$profile" "$results_md"
 echo "== wrote $results_md"
 cat "$results_md"
