@@ -61,13 +61,13 @@ pub struct LogArgs {
     pub log_rate_limit: Option<RateLimitSpec>,
 }
 
-/// Line format of every log destination.
+/// Line format of every log destination: `Text` is
+/// `2026-12-03T07:41:38.517791Z  INFO span{field=value}: target: message field=value`,
+/// `Json` one object per line with `timestamp`, `level`, `fields`, `target`, `span`, `spans`.
 #[derive(ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
-    /// `2026-12-03T07:41:38.517791Z  INFO span{field=value}: target: message field=value`
     #[default]
     Text,
-    /// One JSON object per line: `timestamp`, `level`, `fields`, `target`, `span`, `spans`.
     Json,
 }
 

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 pub enum LogError {
     #[error("{var}: {reason}")]
     Env { var: &'static str, reason: String },
-    #[error("{origin} {}: cannot open: {source}", path.display())]
+    // The OS error is part of the message (not a `source`), so `{:#}` does not repeat it.
+    #[error("{origin} {}: cannot open: {cause}", path.display())]
     Open {
         origin: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{origin} {}: is the same file as {other}; give the error file its own path", path.display())]
     SameFile {

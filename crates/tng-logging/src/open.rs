@@ -44,10 +44,10 @@ pub(crate) fn open(
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| LogError::Open {
+        .map_err(|cause| LogError::Open {
             origin: spec.origin,
             path: path.clone(),
-            source,
+            cause,
         })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(Output {
