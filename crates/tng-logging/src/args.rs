@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
 /// Default number of rotated files kept.
 pub const DEFAULT_MAX_BACKUPS: u32 = 5;
-/// Default rate limit: identical lines from one callsite beyond 100 per 10 s are counted only.
+/// Default rate limit: identical WARN/ERROR lines from one callsite beyond 100 per 10 s are
+/// counted only.
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     burst: 100,
     interval: Duration::from_secs(10),
@@ -54,8 +55,8 @@ pub struct LogArgs {
     #[arg(long, global = true, value_name = "N")]
     pub log_max_backups: Option<u32>,
 
-    /// Identical lines from one place in the code beyond N per INTERVAL are counted and
-    /// summarised instead of written; `off` writes every line [default: 100/10s].
+    /// Identical WARN/ERROR lines from one place in the code beyond N per INTERVAL are counted
+    /// and summarised instead of written; `off` writes every line [default: 100/10s].
     /// `TNG_LOG_RATE_LIMIT` wins over this flag
     #[arg(long, global = true, value_name = "N/INTERVAL", value_parser = parse_rate_arg)]
     pub log_rate_limit: Option<RateLimitSpec>,

@@ -14,8 +14,9 @@
 //!   destination itself — at once, then at most every 10 s — as `N log lines lost: <cause>`.
 //! - **Rolling**: `FILE.1` (newest) … `FILE.N`, each file at most max-size (one line larger only
 //!   when that line alone is). Non-regular paths (`/dev/null`, a FIFO) are never rotated.
-//! - **Floods**: repeats of one line (same callsite, same message) beyond the burst of each
-//!   interval are counted and summarised in one line (`repeated K more times in 10s: …`).
+//! - **Floods**: repeats of one WARN or ERROR line (same callsite, same message) beyond the
+//!   burst of each interval are counted and summarised in one line
+//!   (`repeated K more times in 10s: …`).
 //! - **External lines**: [`LogSink`] writes lines from elsewhere (the `tng exec` hook library)
 //!   into the same destinations.
 //!

@@ -1,6 +1,7 @@
-//! Collapsing floods of one line.
+//! Collapsing floods of one WARN or ERROR line.
 //!
-//! A line is identified by its callsite (which fixes its level and, for `tracing` events, its
+//! Only WARN and ERROR lines are limited: refusals and failures are what floods, while INFO
+//! and DEBUG lines per request or connection are wanted one by one. A line is identified by its callsite (which fixes its level and, for `tracing` events, its
 //! target) and its message text; fields are not part of it, so `warn!(peer = %addr,
 //! "refused")` from a thousand peers is one line repeated. Per identity, the first `burst`
 //! lines of each `interval` are written; the rest are counted, and one summary line per
@@ -336,6 +337,11 @@ impl<S> Filter<S> for RateLimitFilter {
     }
 
     fn event_enabled(&self, event: &Event<'_>, _cx: &Context<'_, S>) -> bool {
+        // INFO and below are left alone: per-request lines (access logs, `RUST_LOG=debug`
+        // traces) repeat one message with different fields by design.
+        if !matches!(*event.metadata().level(), Level::WARN | Level::ERROR) {
+            return true;
+        }
         self.0.check(event, Instant::now())
     }
 }

@@ -1,9 +1,10 @@
-//! Floods of one line collapse into the burst plus one summary; other lines are untouched.
+//! Floods of one WARN or ERROR line collapse into the burst plus one summary; other lines,
+//! and INFO lines, are untouched.
 
 mod common;
 
 use common::*;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 #[test]
 fn a_flood_of_one_line_collapses_into_the_burst_and_one_summary() {
@@ -33,15 +34,19 @@ fn a_flood_of_one_line_collapses_into_the_burst_and_one_summary() {
             for _ in 0..50 {
                 error!("backend down");
             }
+            // INFO lines are never limited: one message per request is what access logs are.
+            for i in 0..300u64 {
+                info!(request = i, "served");
+            }
         },
     );
     let stats = guard.stats();
     drop(guard);
-    assert_eq!(stats.main.written, 5 + 20 + 1);
+    assert_eq!(stats.main.written, 5 + 20 + 300 + 1);
     assert_eq!(stats.error.unwrap().written, 5 + 1);
 
     let lines = json_lines(&main);
-    assert_eq!(lines.len(), 5 + 20 + 1, "{lines:#?}");
+    assert_eq!(lines.len(), 5 + 20 + 300 + 1, "{lines:#?}");
     for (i, line) in lines[..5].iter().enumerate() {
         assert_eq!(line["fields"]["message"], "replayed request refused");
         assert_eq!(line["fields"]["peer"], i as u64);
@@ -49,7 +54,11 @@ fn a_flood_of_one_line_collapses_into_the_burst_and_one_summary() {
     for (i, line) in lines[5..25].iter().enumerate() {
         assert_eq!(line["fields"]["message"], format!("distinct {i}"));
     }
-    check_summary(&lines[25], "WARN", 995, "replayed request refused");
+    for (i, line) in lines[25..325].iter().enumerate() {
+        assert_eq!(line["fields"]["message"], "served");
+        assert_eq!(line["fields"]["request"], i as u64);
+    }
+    check_summary(&lines[325], "WARN", 995, "replayed request refused");
 
     let lines = json_lines(&errors);
     assert_eq!(lines.len(), 5 + 1, "{lines:#?}");
