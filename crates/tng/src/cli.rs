@@ -1,18 +1,16 @@
-//! Command line: `tng [--log-file FILE] launch (--config-file FILE | --config-content JSON)`.
+//! Command line: `tng [logging flags] launch (--config-file FILE | --config-content JSON)`;
+//! the logging flags (`--log-file`, `--log-format`, ...) are `tng_logging::LogArgs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
 #[command(name = "tng", version, about = "Trusted Network Gateway")]
 struct Cli {
-    /// Append logs to this file instead of writing them to stdout.
-    #[arg(long, global = true)]
-    log_file: Option<PathBuf>,
+    #[command(flatten)]
+    log: tng_logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,10 +43,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(err) = init_logging(cli.log_file.as_deref()) {
-        eprintln!("error: {err:#}");
-        return ExitCode::from(1);
-    }
+    // Kept to the end of `main`: dropping it flushes the log files.
+    let _log_guard = match tng_logging::init(&cli.log) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(1);
+        }
+    };
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -87,30 +89,4 @@ fn load_config(command: &Command) -> Result<tng_config::Config, String> {
     let config = tng_config::parse(&text).map_err(|e| format!("invalid configuration: {e}"))?;
     crate::runtime::check_supported(&config).map_err(|e| format!("invalid configuration: {e}"))?;
     Ok(config)
-}
-
-fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    // The gossip library warns on every failed round with an unreachable peer (several lines a
-    // second per peer); the cluster node logs membership changes itself.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,chitchat=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        // Colours only for a human at a terminal, never into files or pipes.
-        None => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .init(),
-    }
-    Ok(())
 }
