@@ -43,17 +43,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Kept to the end of `main`: dropping it flushes the log files.
-    let _log_guard = match tng_logging::init(&cli.log) {
-        Ok(guard) => guard,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return ExitCode::from(1);
-        }
-    };
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,7 +53,35 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(crate::runtime::run(config)) {
+    // Exporters start tasks on the runtime, and the trace layer must be part of the
+    // subscriber from the first line on.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        tng_telemetry::Telemetry::new(
+            &config.metric,
+            &config.trace,
+            env!("CARGO_PKG_VERSION"),
+        )
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => std::sync::Arc::new(telemetry),
+        Err(err) => {
+            eprintln!("error: invalid configuration: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    // Kept to the end of `main`: dropping it flushes the log files.
+    let _log_guard = match init_logging(&cli.log, &telemetry) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(1);
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    match runtime.block_on(crate::runtime::run(config, telemetry)) {
         Ok(()) => {
             tracing::info!("exited gracefully");
             ExitCode::SUCCESS
@@ -75,6 +92,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The log files and formats of `args`, plus the spans exported as traces when `trace`
+/// asks for them.
+fn init_logging(
+    args: &tng_logging::LogArgs,
+    telemetry: &tng_telemetry::Telemetry,
+) -> anyhow::Result<tng_logging::LogGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logging = tng_logging::build(args, &|name| std::env::var(name).ok())?;
+    tracing_subscriber::registry()
+        .with(logging.layer)
+        .with(telemetry.layer())
+        .try_init()
+        .map_err(|err| anyhow::anyhow!("cannot install the log subscriber: {err}"))?;
+    for warning in &logging.warnings {
+        tracing::warn!(target: "tng::logging", "{warning}");
+    }
+    Ok(logging.guard)
 }
 
 fn load_config(command: &Command) -> Result<tng_config::Config, String> {

@@ -17,6 +17,8 @@ use crate::transport::{IngressTransport, Target};
 
 pub struct HttpProxy {
     pub transport: Arc<IngressTransport>,
+    /// Counts each CONNECT tunnel and each proxied plain request.
+    pub metrics: tng_telemetry::InstanceMetrics,
     pub filters: Vec<EndpointFilter>,
     /// For destinations that do not match `dst_filters`.
     pub direct: HttpClient,
@@ -73,6 +75,7 @@ impl HttpProxy {
             return self.connect(req, target, tunnel).await;
         }
         if tunnel {
+            let _unit = self.metrics.connection();
             return self.transport.request(&target, req).await;
         }
         self.forward_plain(req, &target.to_string()).await
@@ -86,10 +89,12 @@ impl HttpProxy {
         target: Target,
         tunnel: bool,
     ) -> Response<Body> {
+        let mut unit = self.metrics.connection();
         let opened = if tunnel {
             match self.transport.open(&target).await {
                 Ok(opened) => Some(opened),
                 Err(err) => {
+                    unit.failed();
                     warn!(%target, "tunnel not opened: {err}");
                     return TngError::new(
                         StatusCode::BAD_GATEWAY,
@@ -111,7 +116,7 @@ impl HttpProxy {
                 Err(err) => return warn!("CONNECT upgrade failed: {err}"),
             };
             match opened {
-                Some(opened) => opened.serve(upgraded, None).await,
+                Some(opened) => opened.serve(crate::net::Metered::new(upgraded, unit), None).await,
                 None => crate::exit::pipe(upgraded, bytes::Bytes::new(), target, None).await,
             }
         });

@@ -158,3 +158,9 @@ pub fn egress(id: usize, config: &EgressNetfilter) -> anyhow::Result<(TcpSocket,
         },
     ))
 }
+
+/// A free port for a netfilter listener whose configuration names none, chosen before the
+/// entry is built so that everything describing the entry (its metric labels too) knows it.
+pub fn free_listen_port(ip: Ipv4Addr) -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}

@@ -50,10 +50,12 @@ pub enum Socks5Error {
 }
 
 impl Socks5 {
-    pub async fn handle<S>(self: Arc<Self>, mut stream: S)
+    /// Serves one SOCKS5 client; `unit` counts it (and its bytes) in the entry's metrics.
+    pub async fn handle<S>(self: Arc<Self>, stream: S, unit: tng_telemetry::ConnGuard)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let mut stream = crate::net::Metered::new(stream, unit);
         let (host, port) = match self.handshake(&mut stream).await {
             Ok(target) => target,
             Err(err) => return debug!("SOCKS5 handshake failed: {err}"),
@@ -65,6 +67,7 @@ impl Socks5 {
                 Ok(opened) => opened,
                 Err(err) => {
                     warn!(%target, "tunnel not opened: {err}");
+                    stream.unit().failed();
                     let _ = reply(&mut stream, Reply::GeneralFailure).await;
                     return;
                 }

@@ -1,4 +1,5 @@
-//! The RESTful control interface: `/livez`, `/readyz`, `/status/...`.
+//! The RESTful control interface: `/livez`, `/readyz`, `/metrics` (Prometheus text
+//! exposition), `/status/...`.
 
 mod readiness;
 mod status;
@@ -6,7 +7,10 @@ mod status;
 pub use readiness::Readiness;
 pub use status::Status;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use tng_telemetry::Telemetry;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
@@ -21,6 +25,7 @@ pub struct ControlInterface {
     listener: TcpListener,
     status: Status,
     readiness: Readiness,
+    telemetry: Arc<Telemetry>,
 }
 
 impl ControlInterface {
@@ -28,6 +33,7 @@ impl ControlInterface {
         config: &tng_config::ControlInterface,
         status: Status,
         readiness: Readiness,
+        telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<Self> {
         let addr = format!("{}:{}", config.restful.host, config.restful.port);
         let listener = TcpListener::bind(&addr)
@@ -37,6 +43,7 @@ impl ControlInterface {
             listener,
             status,
             readiness,
+            telemetry,
         })
     }
 
@@ -47,15 +54,16 @@ impl ControlInterface {
             .map(|a| a.to_string())
             .unwrap_or_default();
         info!(%local, "control interface listening");
-        let (status, readiness) = (self.status, self.readiness);
+        let (status, readiness, telemetry) = (self.status, self.readiness, self.telemetry);
         crate::http::server::accept_loop(
             self.listener,
             shutdown,
             "control".into(),
             move |stream, _, watcher| {
                 let (status, readiness) = (status.clone(), readiness.clone());
+                let telemetry = telemetry.clone();
                 crate::http::server::serve_connection(stream, Some(watcher), move |req| {
-                    let response = route(&status, &readiness, &req);
+                    let response = route(&status, &readiness, &telemetry, &req);
                     async move { response }
                 })
             },
@@ -64,7 +72,12 @@ impl ControlInterface {
     }
 }
 
-fn route(status: &Status, readiness: &Readiness, req: &Request<RequestBody>) -> Response<Body> {
+fn route(
+    status: &Status,
+    readiness: &Readiness,
+    telemetry: &Telemetry,
+    req: &Request<RequestBody>,
+) -> Response<Body> {
     let path = req.uri().path();
     let mut response = if req.method() != Method::GET {
         json_response(
@@ -79,6 +92,13 @@ fn route(status: &Status, readiness: &Readiness, req: &Request<RequestBody>) -> 
         } else {
             text_response(StatusCode::SERVICE_UNAVAILABLE, "not ok")
         }
+    } else if path == "/metrics" {
+        let mut response = Response::new(crate::http::body::full(telemetry.prometheus_text()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(tng_telemetry::PROMETHEUS_CONTENT_TYPE),
+        );
+        response
     } else if let Some(rest) = path.strip_prefix("/status/") {
         let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
         match status.lookup(&segments) {

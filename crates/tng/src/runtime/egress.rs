@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tng_config::{Egress, EgressMode};
+use anyhow::Context;
+use tng_telemetry::{InstanceMetrics, Telemetry};
 use tokio::net::TcpSocket;
 use tracing::{error, info, warn};
 
 use crate::capture::direct_forward::{self, Route};
 use crate::capture::{Capture, Destination};
 use crate::control::{Readiness, Status};
+use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::ohttp::egress::OhttpEgress;
 use crate::transport::rats_tls::egress::RatsTlsEgress;
@@ -20,6 +23,7 @@ use crate::transport::{EgressTransport, Target};
 /// certificates). Serving starts with [`EgressInstance::serve`].
 pub struct EgressInstance {
     id: usize,
+    metrics: InstanceMetrics,
     transport: Arc<EgressTransport>,
     so_mark: Option<u32>,
     limits: Arc<tng_config::Limits>,
@@ -36,9 +40,23 @@ impl EgressInstance {
         config: &Egress,
         shutdown: &Shutdown,
         status: &Status,
+        telemetry: &Telemetry,
     ) -> anyhow::Result<Self> {
         let id = config.id;
         let field = format!("add_egress[{id}]");
+        let mut config = config.clone();
+        let mut netfilter_port = None;
+        if let EgressMode::Netfilter(netfilter) = &mut config.mode {
+            let port = match netfilter.listen_port {
+                Some(port) => port,
+                None => crate::capture::netfilter::free_listen_port(std::net::Ipv4Addr::UNSPECIFIED)
+                    .with_context(|| format!("{field}.netfilter: no free listen port"))?,
+            };
+            netfilter.listen_port = Some(port);
+            netfilter_port = Some(port);
+        }
+        let config = &config;
+        let metrics = telemetry.egress(id, super::labels::egress(config, netfilter_port));
         // Connections to the service are marked so the capture rules let them through.
         let so_mark = match &config.mode {
             EgressMode::Netfilter(n) => Some(n.so_mark),
@@ -51,7 +69,7 @@ impl EgressInstance {
                 EgressTransport::Ohttp(ohttp)
             }
             None => EgressTransport::RatsTls(Arc::new(
-                RatsTlsEgress::new(config, so_mark, &field, shutdown).await?,
+                RatsTlsEgress::new(config, so_mark, &field, shutdown, metrics.clone()).await?,
             )),
         });
         let mut listeners = Vec::new();
@@ -68,6 +86,7 @@ impl EgressInstance {
         }
         Ok(Self {
             id,
+            metrics,
             transport,
             so_mark,
             limits: Arc::new(config.limits.clone()),
@@ -145,6 +164,7 @@ impl EgressInstance {
         let transport = self.transport.clone();
         let direct = self.direct_forward.clone();
         let so_mark = self.so_mark;
+        let metrics = self.metrics.clone();
         let name = format!("egress{}:{listen_port}", self.id);
         tokio::spawn(crate::http::server::accept_loop_limited(
             listener,
@@ -153,6 +173,7 @@ impl EgressInstance {
             self.limits.clone(),
             move |stream, _peer, guard| {
                 let (transport, direct) = (transport.clone(), direct.clone());
+                let metrics = metrics.clone();
                 async move {
                     let upstream = match destination.resolve(&stream, listen_port) {
                         Ok(upstream) => upstream,
@@ -164,6 +185,7 @@ impl EgressInstance {
                         }
                         Some(Route::Direct(stream)) => {
                             let target = Target::from(upstream);
+                            let stream = Metered::new(stream, metrics.connection());
                             crate::exit::pipe(stream, bytes::Bytes::new(), target, so_mark).await
                         }
                         None => {}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tng_config::{Ingress, IngressMode};
 use tokio::net::TcpListener;
+use tng_telemetry::{InstanceMetrics, Telemetry};
 use tracing::{info, warn};
 
 use crate::capture::http_proxy::HttpProxy;
@@ -13,6 +14,7 @@ use crate::capture::{Capture, Destination, Entry};
 use crate::control::{Readiness, Status};
 use crate::http::client::{self, ConnectOptions};
 use crate::http::server::ConnGuard;
+use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::ohttp::ingress::OhttpIngress;
 use crate::transport::rats_tls::ingress::RatsTlsIngress;
@@ -20,6 +22,7 @@ use crate::transport::{IngressTransport, Target};
 
 pub struct IngressInstance {
     id: usize,
+    metrics: InstanceMetrics,
     transport: Arc<IngressTransport>,
     limits: Arc<tng_config::Limits>,
     listeners: Vec<(TcpListener, Entry)>,
@@ -28,9 +31,26 @@ pub struct IngressInstance {
 }
 
 impl IngressInstance {
-    pub async fn bind(config: &Ingress, status: &Status) -> anyhow::Result<Self> {
+    pub async fn bind(
+        config: &Ingress,
+        status: &Status,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<Self> {
         let id = config.id;
         let field = format!("add_ingress[{id}]");
+        let mut config = config.clone();
+        let mut netfilter_port = None;
+        if let IngressMode::Netfilter(netfilter) = &mut config.mode {
+            let port = match netfilter.listen_port {
+                Some(port) => port,
+                None => crate::capture::netfilter::free_listen_port(std::net::Ipv4Addr::LOCALHOST)
+                    .with_context(|| format!("{field}.netfilter: no free listen port"))?,
+            };
+            netfilter.listen_port = Some(port);
+            netfilter_port = Some(port);
+        }
+        let config = &config;
+        let metrics = telemetry.ingress(id, super::labels::ingress(config, netfilter_port));
         // Tunnel connections are marked so the capture rules let them through.
         let so_mark = match &config.mode {
             IngressMode::Netfilter(n) => Some(n.so_mark),
@@ -66,6 +86,7 @@ impl IngressInstance {
                     bind_proxy(&proxy.proxy_listen, &format!("{field}.http_proxy")).await?;
                 let proxy = HttpProxy {
                     transport: transport.clone(),
+                    metrics: metrics.clone(),
                     filters: proxy.dst_filters.clone(),
                     direct: client::build(ConnectOptions::default()),
                 };
@@ -83,6 +104,7 @@ impl IngressInstance {
         }
         Ok(Self {
             id,
+            metrics,
             transport,
             limits: Arc::new(config.limits.clone()),
             listeners,
@@ -96,7 +118,7 @@ impl IngressInstance {
             let local = listener.local_addr().ok();
             let listen_port = local.map(|a| a.port()).unwrap_or(0);
             info!(ingress = self.id, local = ?local, "ingress listening");
-            let transport = self.transport.clone();
+            let (transport, metrics) = (self.transport.clone(), self.metrics.clone());
             let name = format!("ingress{}:{listen_port}", self.id);
             tasks.push(tokio::spawn(crate::http::server::accept_loop_limited(
                 listener,
@@ -105,7 +127,7 @@ impl IngressInstance {
                 self.limits.clone(),
                 move |stream, _peer, guard| {
                     let (transport, entry) = (transport.clone(), entry.clone());
-                    connection(transport, entry, stream, listen_port, guard)
+                    connection(transport, entry, stream, listen_port, guard, metrics.clone())
                 },
             )));
         }
@@ -124,17 +146,25 @@ async fn connection(
     stream: tokio::net::TcpStream,
     listen_port: u16,
     guard: ConnGuard,
+    metrics: InstanceMetrics,
 ) {
     match entry {
         Entry::Transparent(destination) => {
+            let mut unit = metrics.connection();
             let target = match destination.resolve(&stream, listen_port) {
                 Ok(dst) => Target::from(dst),
-                Err(err) => return warn!("dropping connection: {err}"),
+                Err(err) => {
+                    unit.failed();
+                    return warn!("dropping connection: {err}");
+                }
             };
             match transport.open(&target).await {
-                Ok(tunnel) => tunnel.serve(stream, Some(guard)).await,
+                Ok(tunnel) => tunnel.serve(Metered::new(stream, unit), Some(guard)).await,
                 // Nothing of the application was read: it sees its connection closed.
-                Err(err) => warn!(%target, "closing the application connection: {err}"),
+                Err(err) => {
+                    unit.failed();
+                    warn!(%target, "closing the application connection: {err}")
+                }
             }
         }
         Entry::HttpProxy(proxy) => {
@@ -143,7 +173,7 @@ async fn connection(
             })
             .await
         }
-        Entry::Socks5(socks) => socks.handle(stream).await,
+        Entry::Socks5(socks) => socks.handle(stream, metrics.connection()).await,
     }
 }
 

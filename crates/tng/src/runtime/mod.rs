@@ -8,6 +8,9 @@
 
 mod egress;
 mod ingress;
+mod labels;
+
+use std::sync::Arc;
 
 use tng_config::{Config, EgressMode, IngressMode};
 use tracing::{info, warn};
@@ -17,7 +20,9 @@ use crate::shutdown;
 use egress::EgressInstance;
 use ingress::IngressInstance;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the gateway until SIGINT/SIGTERM. `telemetry` (built before logging, which carries
+/// its trace layer) gets every entry's metrics and makes its final export last.
+pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> anyhow::Result<()> {
     let (trigger, shutdown) = shutdown::channel();
     let status = Status::default();
     let readiness = Readiness::new(config.ingress.len() + config.egress.len());
@@ -38,15 +43,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut ingresses = Vec::new();
     for ingress in &config.ingress {
-        ingresses.push(IngressInstance::bind(ingress, &status).await?);
+        ingresses.push(IngressInstance::bind(ingress, &status, &telemetry).await?);
     }
     let mut egresses = Vec::new();
     for egress in &config.egress {
-        egresses.push(EgressInstance::bind(egress, &shutdown, &status).await?);
+        egresses.push(EgressInstance::bind(egress, &shutdown, &status, &telemetry).await?);
     }
     let control = match &config.control_interface {
         Some(control) => {
-            Some(ControlInterface::bind(control, status.clone(), readiness.clone()).await?)
+            Some(
+                ControlInterface::bind(
+                    control,
+                    status.clone(),
+                    readiness.clone(),
+                    telemetry.clone(),
+                )
+                .await?,
+            )
         }
         None => None,
     };
@@ -65,6 +78,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(control) = control {
         tasks.push(tokio::spawn(control.serve(shutdown.clone())));
     }
+    {
+        let (readiness, telemetry) = (readiness.clone(), telemetry.clone());
+        tokio::spawn(async move {
+            readiness.ready().await;
+            telemetry.set_live(true);
+        });
+    }
     if config.ingress.is_empty() && config.egress.is_empty() {
         warn!("the configuration defines no ingress and no egress");
     }
@@ -75,6 +95,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     trigger.trigger();
     for task in tasks {
         let _ = task.await;
+    }
+    // Last, so the final export sees every connection that drained.
+    match Arc::try_unwrap(telemetry) {
+        Ok(telemetry) => telemetry.shutdown().await,
+        Err(_) => warn!("telemetry still in use at exit; its final export is skipped"),
     }
     Ok(())
 }

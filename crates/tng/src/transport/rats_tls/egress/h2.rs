@@ -17,7 +17,10 @@ use tracing::{debug, warn};
 
 use crate::capture::direct_forward::Rewind;
 use crate::http::body::{boxed, Body};
+use tng_telemetry::InstanceMetrics;
+
 use crate::http::server::ConnGuard;
+use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::AppStream;
 use crate::transport::Target;
@@ -38,11 +41,12 @@ pub fn serve(
     limits: &tng_config::Limits,
     guard: ConnGuard,
     mut shutdown: Shutdown,
+    metrics: InstanceMetrics,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let target = Arc::new(Target::from(upstream));
     let service = hyper::service::service_fn(move |req| {
-        let target = target.clone();
-        async move { Ok::<_, std::convert::Infallible>(stream(req, target, so_mark).await) }
+        let (target, metrics) = (target.clone(), metrics.clone());
+        async move { Ok::<_, std::convert::Infallible>(stream(req, target, so_mark, metrics).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -76,6 +80,7 @@ async fn stream(
     req: Request<Incoming>,
     target: Arc<Target>,
     so_mark: Option<u32>,
+    metrics: InstanceMetrics,
 ) -> Response<Body> {
     if req.method() != Method::CONNECT {
         let mut response = Response::new(boxed(Full::new(Bytes::from_static(
@@ -88,9 +93,11 @@ async fn stream(
         );
         return response;
     }
+    let mut unit = metrics.connection();
     let service = match crate::exit::connect(&target, so_mark).await {
         Ok(service) => service,
         Err(err) => {
+            unit.failed();
             warn!(%target, "cannot connect to the service: {err}");
             let mut response = Response::new(boxed(Empty::new()));
             *response.status_mut() = StatusCode::BAD_GATEWAY;
@@ -99,7 +106,7 @@ async fn stream(
     };
     tokio::spawn(async move {
         let mut tunnel = match hyper::upgrade::on(req).await {
-            Ok(upgraded) => TokioIo::new(upgraded),
+            Ok(upgraded) => Metered::new(TokioIo::new(upgraded), unit),
             Err(err) => return debug!("CONNECT stream not upgraded: {err}"),
         };
         let mut service = service;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
+use tng_telemetry::InstanceMetrics;
 use tracing::{debug, warn};
 
 use super::security::{Framing, ServerSecurity};
@@ -33,6 +34,8 @@ pub struct RatsTlsEgress {
     so_mark: Option<u32>,
     limits: Arc<tng_config::Limits>,
     shutdown: Shutdown,
+    /// One counted unit per tunnelled stream (per `CONNECT` stream when multiplexed).
+    metrics: InstanceMetrics,
 }
 
 impl RatsTlsEgress {
@@ -41,6 +44,7 @@ impl RatsTlsEgress {
         so_mark: Option<u32>,
         field: &str,
         shutdown: &Shutdown,
+        metrics: InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let framing = Framing::from_multiplex(config.rats_tls.multiplex);
         Ok(Self {
@@ -49,6 +53,7 @@ impl RatsTlsEgress {
             so_mark,
             limits: Arc::new(config.limits.clone()),
             shutdown: shutdown.clone(),
+            metrics,
         })
     }
 
@@ -82,7 +87,7 @@ impl RatsTlsEgress {
             Framing::Raw => {
                 // Held until the tunnel ends, so shutdown waits (bounded) for it.
                 let _guard = guard;
-                raw::forward(tls, upstream, self.so_mark).await
+                raw::forward(tls, upstream, self.so_mark, self.metrics.connection()).await
             }
             Framing::H2 => {
                 h2::serve(
@@ -92,6 +97,7 @@ impl RatsTlsEgress {
                     &self.limits,
                     guard,
                     self.shutdown.clone(),
+                    self.metrics.clone(),
                 )
                 .await
             }

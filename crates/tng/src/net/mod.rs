@@ -5,6 +5,10 @@
 use std::io;
 use std::net::SocketAddr;
 
+mod metered;
+
+pub use metered::Metered;
+
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Pending-connection queue of every listener (the kernel caps it at `somaxconn`).
