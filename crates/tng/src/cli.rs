@@ -57,11 +57,7 @@ pub fn main() -> ExitCode {
     // subscriber from the first line on.
     let telemetry = {
         let _runtime = runtime.enter();
-        tng_telemetry::Telemetry::new(
-            &config.metric,
-            &config.trace,
-            env!("CARGO_PKG_VERSION"),
-        )
+        tng_telemetry::Telemetry::new(&config.metric, &config.trace, env!("CARGO_PKG_VERSION"))
     };
     let telemetry = match telemetry {
         Ok(telemetry) => std::sync::Arc::new(telemetry),

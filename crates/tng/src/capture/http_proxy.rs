@@ -116,7 +116,11 @@ impl HttpProxy {
                 Err(err) => return warn!("CONNECT upgrade failed: {err}"),
             };
             match opened {
-                Some(opened) => opened.serve(crate::net::Metered::new(upgraded, unit), None).await,
+                Some(opened) => {
+                    opened
+                        .serve(crate::net::Metered::new(upgraded, unit), None)
+                        .await
+                }
                 None => crate::exit::pipe(upgraded, bytes::Bytes::new(), target, None).await,
             }
         });

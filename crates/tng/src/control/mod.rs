@@ -10,9 +10,9 @@ pub use status::Status;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tng_telemetry::Telemetry;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use tng_telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tracing::info;
 

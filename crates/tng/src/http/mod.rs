@@ -7,6 +7,7 @@ pub mod body_timer;
 pub mod client;
 pub mod conn_timers;
 pub mod headers;
+pub mod observed;
 pub mod server;
 
 /// The `server` header of every answer the gateway makes itself.

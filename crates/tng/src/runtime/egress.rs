@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tng_config::{Egress, EgressMode};
 use anyhow::Context;
+use tng_config::{Egress, EgressMode};
 use tng_telemetry::{InstanceMetrics, Telemetry};
 use tokio::net::TcpSocket;
 use tracing::{error, info, warn};
@@ -49,8 +49,10 @@ impl EgressInstance {
         if let EgressMode::Netfilter(netfilter) = &mut config.mode {
             let port = match netfilter.listen_port {
                 Some(port) => port,
-                None => crate::capture::netfilter::free_listen_port(std::net::Ipv4Addr::UNSPECIFIED)
-                    .with_context(|| format!("{field}.netfilter: no free listen port"))?,
+                None => {
+                    crate::capture::netfilter::free_listen_port(std::net::Ipv4Addr::UNSPECIFIED)
+                        .with_context(|| format!("{field}.netfilter: no free listen port"))?
+                }
             };
             netfilter.listen_port = Some(port);
             netfilter_port = Some(port);
@@ -64,7 +66,9 @@ impl EgressInstance {
         };
         let transport = Arc::new(match &config.ohttp {
             Some(ohttp) => {
-                let ohttp = Arc::new(OhttpEgress::new(config, ohttp, so_mark, shutdown).await?);
+                let ohttp = Arc::new(
+                    OhttpEgress::new(config, ohttp, so_mark, shutdown, metrics.clone()).await?,
+                );
                 status.add_egress(id, ohttp.keys.clone());
                 EgressTransport::Ohttp(ohttp)
             }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tng_config::{Ingress, IngressMode};
-use tokio::net::TcpListener;
 use tng_telemetry::{InstanceMetrics, Telemetry};
+use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::capture::http_proxy::HttpProxy;
@@ -58,7 +58,8 @@ impl IngressInstance {
         };
         let transport = Arc::new(match &config.ohttp {
             Some(ohttp) => {
-                let ohttp = Arc::new(OhttpIngress::new(config, ohttp, so_mark).await?);
+                let ohttp =
+                    Arc::new(OhttpIngress::new(config, ohttp, so_mark, metrics.clone()).await?);
                 status.add_ingress(id, ohttp.keys.clone());
                 IngressTransport::Ohttp(ohttp)
             }
@@ -127,7 +128,14 @@ impl IngressInstance {
                 self.limits.clone(),
                 move |stream, _peer, guard| {
                     let (transport, entry) = (transport.clone(), entry.clone());
-                    connection(transport, entry, stream, listen_port, guard, metrics.clone())
+                    connection(
+                        transport,
+                        entry,
+                        stream,
+                        listen_port,
+                        guard,
+                        metrics.clone(),
+                    )
                 },
             )));
         }

@@ -8,7 +8,10 @@ pub fn ingress(config: &Ingress, netfilter_port: Option<u16>) -> InstanceLabels 
         IngressMode::Mapping(rules) => ("mapping", in_out(rules)),
         IngressMode::HttpProxy(proxy) => ("http_proxy", proxy_listen(&proxy.proxy_listen)),
         IngressMode::Socks5(socks) => ("socks5", proxy_listen(&socks.proxy_listen)),
-        IngressMode::Netfilter(_) => ("netfilter", Endpoints::ListenPort(netfilter_port.unwrap_or(0))),
+        IngressMode::Netfilter(_) => (
+            "netfilter",
+            Endpoints::ListenPort(netfilter_port.unwrap_or(0)),
+        ),
     };
     InstanceLabels {
         mode: mode.into(),
@@ -20,7 +23,10 @@ pub fn ingress(config: &Ingress, netfilter_port: Option<u16>) -> InstanceLabels 
 pub fn egress(config: &Egress, netfilter_port: Option<u16>) -> InstanceLabels {
     let (mode, endpoints) = match &config.mode {
         EgressMode::Mapping(rules) => ("mapping", in_out(rules)),
-        EgressMode::Netfilter(_) => ("netfilter", Endpoints::ListenPort(netfilter_port.unwrap_or(0))),
+        EgressMode::Netfilter(_) => (
+            "netfilter",
+            Endpoints::ListenPort(netfilter_port.unwrap_or(0)),
+        ),
     };
     InstanceLabels {
         mode: mode.into(),

@@ -50,17 +50,15 @@ pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> an
         egresses.push(EgressInstance::bind(egress, &shutdown, &status, &telemetry).await?);
     }
     let control = match &config.control_interface {
-        Some(control) => {
-            Some(
-                ControlInterface::bind(
-                    control,
-                    status.clone(),
-                    readiness.clone(),
-                    telemetry.clone(),
-                )
-                .await?,
+        Some(control) => Some(
+            ControlInterface::bind(
+                control,
+                status.clone(),
+                readiness.clone(),
+                telemetry.clone(),
             )
-        }
+            .await?,
+        ),
         None => None,
     };
 

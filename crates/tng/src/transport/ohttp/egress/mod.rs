@@ -13,6 +13,7 @@ pub mod cors;
 pub mod freshness;
 pub mod key_config;
 pub mod keys;
+pub mod observation;
 pub mod router;
 pub mod tunnel;
 
@@ -47,6 +48,8 @@ pub struct OhttpEgress {
     pub limits: Arc<tng_config::Limits>,
     /// Present unless `limits.replay_window` is 0.
     pub replay: Option<freshness::ReplayGuard>,
+    /// One counted unit per tunnel request handed to the service.
+    pub metrics: tng_telemetry::InstanceMetrics,
 }
 
 impl OhttpEgress {
@@ -58,6 +61,7 @@ impl OhttpEgress {
         ohttp: &EgressOhttp,
         so_mark: Option<u32>,
         shutdown: &Shutdown,
+        metrics: tng_telemetry::InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let id = config.id;
         let cors = ohttp
@@ -100,6 +104,7 @@ impl OhttpEgress {
             ),
             limits: Arc::new(config.limits.clone()),
             replay: config.limits.replay_window.map(freshness::ReplayGuard::new),
+            metrics,
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Phases: [`check_content_type`] → [`read_metadata`] → [`check_client_auth`] →
 //! [`select_key`] → [`open_request`] → [`build_backend_request`] → [`forward`] →
-//! [`seal_response`]. Every phase before `forward` can still answer with an error status;
+//! [`seal_response`]; an [`Observation`] follows the request from `forward` to the end of the
+//! response body. Every phase before `forward` can still answer with an error status;
 //! once the service's response head is sealed, a later failure can only cut the body short
 //! (no final chunk), which the ingress detects.
 
@@ -20,13 +21,17 @@ use tng_ohttp::bhttp::{self, BhttpError, Event, RequestHead};
 use tng_ohttp::chunked::{OhttpError, RequestHeader, ResponseEncoder, ServerRequest};
 use tng_ohttp::keys::ServerKey;
 use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
+use tng_telemetry::Outcome;
+use tracing::Instrument;
 
 use super::freshness::Rejection;
+use super::observation::Observation;
 use super::OhttpEgress;
 use crate::error::TngError;
-use crate::http::body::{empty, full, Body};
+use crate::http::body::{boxed, empty, full, Body};
 use crate::http::body_timer::RequestBody;
 use crate::http::headers::{content_length, declares_body, strip_connection_specific};
+use crate::http::observed::{Counted, End, Finished};
 use crate::transport::ohttp::body::reader::{
     plaintext_body, read_at_least, MessageReader, ReadError,
 };
@@ -109,6 +114,7 @@ pub async fn serve(
         }
     }
     tracing::debug!(method = %head.method, path = %head.path, "tunnel request opened");
+    let observed = Observation::start(context, &head);
     let failure = FailureSlot::default();
     let backend_request = build_backend_request(
         context,
@@ -119,8 +125,43 @@ pub async fn serve(
         failure.clone(),
     )
     .await?;
-    let response = forward(context, upstream, backend_request, &failure).await?;
-    seal_response(context, response, encoder)
+    let backend_request = backend_request.map(|body| {
+        boxed(Counted::new(
+            body,
+            observed.bytes_in.clone(),
+            Some(context.metrics.clone()),
+        ))
+    });
+    let forwarded = forward(context, upstream, backend_request, &failure)
+        .instrument(observed.span.clone())
+        .await;
+    match forwarded {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let tx = Some(context.metrics.clone());
+            let upstream = upstream.to_string();
+            let response = response.map(|body| {
+                Finished::new(body, tx, move |end, bytes_out| {
+                    let outcome = match end {
+                        End::Complete => Outcome::Ok,
+                        End::Failed => Outcome::Error,
+                        End::Abandoned => Outcome::ClientClosed,
+                    };
+                    observed.finish(Some(status), outcome, bytes_out, &upstream);
+                })
+            });
+            seal_response(context, response, encoder)
+        }
+        Err(err) => {
+            let outcome = match err.code {
+                "ConnectUpstreamFailed" => Outcome::UpstreamUnreachable,
+                "UpstreamResponseTimeout" => Outcome::Timeout,
+                _ => Outcome::Error,
+            };
+            observed.finish(Some(err.status.as_u16()), outcome, 0, &upstream.to_string());
+            Err(err)
+        }
+    }
 }
 
 /// A refusal the client must see as the answer to its request (it is not the gateway that
@@ -154,6 +195,7 @@ fn replay_refusal(
     window: std::time::Duration,
     rejection: Rejection,
 ) -> Result<Response<Body>, TngError> {
+    context.metrics.replay_refused();
     match rejection {
         Rejection::Stale { date, now } => {
             let message = format!(

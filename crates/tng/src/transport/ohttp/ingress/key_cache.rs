@@ -82,6 +82,11 @@ impl KeyCache {
         }
     }
 
+    /// Whether the egresses' attestation is verified before any request is sealed to them.
+    pub fn verifies(&self) -> bool {
+        self.verifier.is_some()
+    }
+
     pub fn server(&self, url: &str) -> Arc<Server> {
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         servers

@@ -31,6 +31,7 @@ pub struct OhttpIngress {
     pub request_passthrough: HeaderPassthrough,
     pub response_passthrough: HeaderPassthrough,
     pub limits: Arc<tng_config::Limits>,
+    pub metrics: tng_telemetry::InstanceMetrics,
 }
 
 impl OhttpIngress {
@@ -39,6 +40,7 @@ impl OhttpIngress {
         config: &Ingress,
         ohttp: &IngressOhttp,
         so_mark: Option<u32>,
+        metrics: tng_telemetry::InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let id = config.id;
         let rules: Vec<(String, String)> = ohttp
@@ -105,6 +107,7 @@ impl OhttpIngress {
                 &ohttp.header_passthrough.response_headers,
             ),
             limits: Arc::new(config.limits.clone()),
+            metrics,
         })
     }
 

@@ -6,6 +6,7 @@
 //! 4. [`send`] — seal to the egress key and POST; on 422 refetch the key and send again once;
 //!    an idempotent request whose connection closed before any answer is also sent again once.
 //! 5. [`response_filter`] — open the sealed response and rebuild the local response.
+//! 6. [`logging`] — when the response body ends: request metrics and the access-log line.
 
 use std::sync::Arc;
 
@@ -13,22 +14,27 @@ use bytes::BytesMut;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 use tng_ohttp::api::{
     OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE,
 };
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
 use tng_ohttp::metadata::{self, AttestedPublicKey, Metadata, NoAuth, ServerKeyConfigHint};
-use tracing::{debug, info, warn, Instrument};
+
+use tng_telemetry::{AccessRecord, Outcome};
+use tracing::{debug, info, warn, Instrument, Span};
 
 use super::key_cache::USER_AGENT;
 use super::replay::{self, AttemptBody, REPLAY_LIMIT};
 use super::OhttpIngress;
 use crate::error::TngError;
-use crate::http::body::{read_small, Body};
+use crate::http::body::{boxed, read_small, Body};
 use crate::http::body_timer::RequestBody;
 use crate::http::client::{describe_client_error, is_timeout};
 use crate::http::headers::{content_length, is_upgrade, strip_connection_specific};
+use crate::http::observed::{Counted, End, Finished};
 use crate::transport::ohttp::body::reader::{plaintext_body, MessageReader, ReadError};
 use crate::transport::ohttp::body::writer::sealed_body;
 
@@ -38,13 +44,21 @@ pub async fn handle(
     req: Request<RequestBody>,
 ) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
-    async move {
+    // A client that traces its own requests is the parent of ours.
+    tng_telemetry::set_parent_from(&span, req.headers());
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let mut base_url = None;
+    let response = async {
         let result = async {
             request_filter(&req)?;
-            let base_url = upstream_peer(&context, &authority, &req);
+            let base = base_url.insert(upstream_peer(&context, &authority, &req));
             let (parts, body) = req.into_parts();
-            let head = encode_head(&parts);
-            let outer = send(&context, &base_url, &parts, head, body).await?;
+            let head = encode_head(&parts, &Span::current());
+            let body = Counted::new(body, bytes_in.clone(), None);
+            let outer = send(&context, base, &parts, head, body).await?;
             response_filter(&context, outer).await
         }
         .await;
@@ -53,8 +67,58 @@ pub async fn handle(
             err.into_response()
         })
     }
-    .instrument(span)
-    .await
+    .instrument(span.clone())
+    .await;
+    logging(
+        context, span, started, method, path, base_url, bytes_in, response,
+    )
+}
+
+/// Last phase: once the response body has ended, the request is counted and gets its access
+/// log line (the body's end, not the head, is when the client has its answer).
+#[allow(clippy::too_many_arguments)]
+fn logging(
+    context: Arc<OhttpIngress>,
+    span: Span,
+    started: Instant,
+    method: http::Method,
+    path: String,
+    upstream: Option<String>,
+    bytes_in: Arc<AtomicU64>,
+    response: Response<Body>,
+) -> Response<Body> {
+    let status = response.status().as_u16();
+    let failed_here = response
+        .headers()
+        .get(header::SERVER)
+        .is_some_and(|s| s.as_bytes() == crate::http::SERVER_HEADER.as_bytes());
+    response.map(move |body| {
+        boxed(Finished::new(body, None, move |end, bytes_out| {
+            let metrics = &context.metrics;
+            let duration = started.elapsed();
+            metrics.request_done(Some(status), duration);
+            let outcome = match end {
+                End::Abandoned => Outcome::ClientClosed,
+                End::Failed => Outcome::Error,
+                End::Complete if failed_here && status == 504 => Outcome::Timeout,
+                End::Complete if failed_here && status >= 500 => Outcome::UpstreamUnreachable,
+                End::Complete if failed_here && status >= 400 => Outcome::Refused,
+                End::Complete => Outcome::Ok,
+            };
+            AccessRecord {
+                method: Some(method.as_str()),
+                path: Some(&path),
+                status: Some(status),
+                bytes_in: bytes_in.load(Relaxed),
+                bytes_out,
+                duration,
+                upstream: upstream.as_deref().unwrap_or(""),
+                outcome,
+                attested: context.keys.verifies(),
+            }
+            .emit(metrics, &span);
+        }))
+    })
 }
 
 fn request_filter<B>(req: &Request<B>) -> Result<(), TngError> {
@@ -78,8 +142,13 @@ fn upstream_peer<B>(context: &OhttpIngress, authority: &str, req: &Request<B>) -
 /// query, and always a `host` header (synthesised from `:authority` for HTTP/2 clients).
 /// Unlike upstream it also adds a `Date` when the client sent none: the egress uses it to
 /// refuse replays of old requests (RFC 9458 §6.5).
-fn encode_head(parts: &http::request::Parts) -> BytesMut {
+fn encode_head(parts: &http::request::Parts, span: &Span) -> BytesMut {
     let mut headers = parts.headers.clone();
+    // The trace continues at the egress; the context travels sealed, so the outer leg never
+    // sees it (and a client's own `traceparent` is replaced by our span, its child).
+    if let Some(traceparent) = tng_telemetry::inject(span) {
+        headers.insert(tng_telemetry::TRACEPARENT, traceparent);
+    }
     if !headers.contains_key(header::DATE) {
         if let Ok(date) =
             HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
@@ -124,7 +193,7 @@ async fn send(
     base_url: &str,
     inner: &http::request::Parts,
     head: BytesMut,
-    body: RequestBody,
+    body: Counted<RequestBody>,
 ) -> Result<SentRequest, TngError> {
     let server = context.keys.server(base_url);
     let (live, recorder) = replay::record(body);

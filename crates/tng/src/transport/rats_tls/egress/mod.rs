@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tng_telemetry::InstanceMetrics;
+use tokio::io::AsyncReadExt;
 use tracing::{debug, warn};
 
 use super::security::{Framing, ServerSecurity};
