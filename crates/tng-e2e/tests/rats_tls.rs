@@ -76,6 +76,14 @@ macro_rules! matrix {
             fn upstream_ingress_to_our_egress_multiplex() {
                 matrix(V, Peer::Ours, true, $sizes);
             }
+
+            /// Control: upstream on both sides passes the same checks, so a failure in a
+            /// mixed pair points at our side rather than at the harness.
+            #[test]
+            fn control_upstream_to_upstream() {
+                matrix(V, V, false, $sizes);
+                matrix(V, V, true, $sizes);
+            }
         }
     };
 }
@@ -302,7 +310,10 @@ fn http_connect(proxy: u16, dst: u16) -> TcpStream {
         head.push(b[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "CONNECT answered {head:?}");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "CONNECT answered {head:?}"
+    );
     s
 }
 
@@ -311,9 +322,10 @@ fn proxy_ingresses(multiplex: bool) {
     let backend = Backend::start();
     let echo = EchoServer::start();
     let egress = Egress::launch(Peer::Ours, &rats, &backend, &echo);
-    let (hp, sp) = (free_port(), free_port());
+    let (hp, sp, dead) = (free_port(), free_port(), free_port());
     let filters = json!([{"ip": "127.0.0.1", "port": egress.http},
-                         {"ip": "127.0.0.1", "port": egress.raw}]);
+                         {"ip": "127.0.0.1", "port": egress.raw},
+                         {"ip": "127.0.0.1", "port": dead}]);
     let ingress = Tng::launch_named(
         "proxy-ingress",
         json!({"add_ingress": [
@@ -344,7 +356,11 @@ fn proxy_ingresses(multiplex: bool) {
     let at_file = format!("@{}", file.display());
     let r = curl_status(&["-x", &http_proxy, "--data-binary", &at_file, &dst("/echo")]);
     assert_eq!(r.status, 200, "{}", logs());
-    assert!(r.body == body, "absolute-form POST echoed {} bytes", r.body.len());
+    assert!(
+        r.body == body,
+        "absolute-form POST echoed {} bytes",
+        r.body.len()
+    );
     // The backend sees the origin-form request with the proxied authority as Host.
     assert_eq!(r.header("x-echo-uri"), Some("/echo"));
     assert_eq!(
@@ -373,6 +389,29 @@ fn proxy_ingresses(multiplex: bool) {
     let back = echo_exchange(socks5_connect(sp, egress.raw), &data)
         .unwrap_or_else(|e| panic!("socks5 echo: {e}\n{}", logs()));
     assert!(back == data, "socks5 echo: {} bytes back", back.len());
+
+    // No egress behind a tunnelled destination: the proxy client gets a 502 naming why
+    // (absolute-form: in the body; CONNECT: curl shows only the status, the log the reason).
+    let url = format!("http://127.0.0.1:{dead}/nowhere");
+    let out = curl(&["-o", "-", "-w", "\n%{http_code}", "-x", &http_proxy, &url]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or_default();
+    assert_eq!(code, "502", "absolute-form: {text}\n{}", logs());
+    assert!(
+        body.contains("TunnelOpenFailed") && body.contains(&format!("127.0.0.1:{dead}")),
+        "absolute-form: 502 without its reason: {body}"
+    );
+    let out = curl(&["-w", "%{http_connect}", "-p", "-x", &http_proxy, &url]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "502",
+        "CONNECT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ingress.wait_for_log(
+        &format!("tunnel not opened: cannot connect to 127.0.0.1:{dead}"),
+        Duration::from_secs(5),
+    );
 
     assert_eq!(backend.requests(), 4, "{}", logs());
     assert_eq!(echo.connections(), 2);
@@ -423,7 +462,8 @@ fn direct_forward_on_a_rats_tls_egress() {
 
         let mut s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(b"GET /other HTTP/1.1\r\nhost: h\r\n\r\n").unwrap();
+        s.write_all(b"GET /other HTTP/1.1\r\nhost: h\r\n\r\n")
+            .unwrap();
         let mut back = Vec::new();
         let _ = s.read_to_end(&mut back);
         assert_eq!(
@@ -597,13 +637,22 @@ fn founding_topology_over_rats_tls_through_an_l4_nginx() {
         );
         let pcap = dump.stop(t);
         // The ClientHello's ALPN (raw) or SNI (multiplexed) shows the tunnel crossed nginx.
-        let tls_sign = if multiplex { "tng.internal" } else { "rats-tls" };
+        let tls_sign = if multiplex {
+            "tng.internal"
+        } else {
+            "rats-tls"
+        };
         assert!(
             contains(&pcap, tls_sign),
             "[{label}] no rats-TLS ClientHello crossed the gateway ({} bytes captured)",
             pcap.len()
         );
-        for plain in [marker.as_str(), "hello from backend", "/founding/", "/other-port"] {
+        for plain in [
+            marker.as_str(),
+            "hello from backend",
+            "/founding/",
+            "/other-port",
+        ] {
             assert!(
                 !contains(&pcap, plain),
                 "[{label}] plaintext {plain:?} crossed the gateway"

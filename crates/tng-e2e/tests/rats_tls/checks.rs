@@ -55,12 +55,19 @@ pub fn get_and_download(p: &Pair, n: u64) {
     let r = curl_status(&[&p.url("/hello/rats?q=1")]);
     assert_eq!(r.status, 200, "GET: {}\n{}", r.text(), p.logs());
     assert_eq!(r.text(), "hello from backend: GET /hello/rats");
-    for query in [format!("n={n}"), format!("n={}&te=chunked&chunk=4099", n + 1)] {
+    for query in [
+        format!("n={n}"),
+        format!("n={}&te=chunked&chunk=4099", n + 1),
+    ] {
         let r = curl_status(&[&p.url(&format!("/bytes?{query}"))]);
         assert_eq!(r.status, 200, "/bytes?{query}\n{}", p.logs());
         let mut check = PatternChecker::new();
         check.feed(&r.body);
-        let want = if query.contains("te=chunked") { n + 1 } else { n };
+        let want = if query.contains("te=chunked") {
+            n + 1
+        } else {
+            n
+        };
         assert_eq!(check.len(), want, "/bytes?{query}: length\n{}", p.logs());
         assert_eq!(check.first_mismatch(), None, "/bytes?{query}: content");
     }
@@ -111,7 +118,9 @@ pub fn sse_chunk_by_chunk(p: &Pair) {
     let addr = format!("127.0.0.1:{}", p.http);
     let ack_base = p.backend.url("/sse-ack");
     rt.block_on(async {
-        let mut conn = H1Conn::connect(&addr).await.expect("connect to the ingress");
+        let mut conn = H1Conn::connect(&addr)
+            .await
+            .expect("connect to the ingress");
         let resp = conn
             .send(
                 http::Request::get(format!("/sse?id={id}&n=5"))
@@ -130,7 +139,10 @@ pub fn sse_chunk_by_chunk(p: &Pair) {
                 let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
                     .await
                     .unwrap_or_else(|_| {
-                        panic!("event {i} not received within 10 s; got {seen:?}\n{}", p.logs())
+                        panic!(
+                            "event {i} not received within 10 s; got {seen:?}\n{}",
+                            p.logs()
+                        )
                     })
                     .unwrap_or_else(|| panic!("stream ended before event {i}: {seen:?}"))
                     .expect("body error");
@@ -184,9 +196,8 @@ pub fn concurrent(p: &Pair, n: usize) {
                 barrier.wait();
                 let mut s = s.map_err(|e| format!("{i}: connect: {e}"))?;
                 s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-                let req = format!(
-                    "GET /bytes?n={len} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
-                );
+                let req =
+                    format!("GET /bytes?n={len} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n");
                 s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
                 let mut data = Vec::new();
                 s.read_to_end(&mut data)
@@ -197,7 +208,10 @@ pub fn concurrent(p: &Pair, n: usize) {
                     return Err(format!("{i}: {head}"));
                 }
                 if data[split + 4..] != pattern_bytes(0, len)[..] {
-                    return Err(format!("{i}: body differs ({} bytes)", data.len() - split - 4));
+                    return Err(format!(
+                        "{i}: body differs ({} bytes)",
+                        data.len() - split - 4
+                    ));
                 }
             } else {
                 let data = noise(i as u64, 65_536 + i);

@@ -131,7 +131,9 @@ fn ss(args: &[&str]) -> String {
 
 /// Whether a TCP socket listens on `port` (any address) in this namespace.
 pub fn listening(port: u16) -> bool {
-    !ss(&["-Hltn", &format!("sport = :{port}")]).trim().is_empty()
+    !ss(&["-Hltn", &format!("sport = :{port}")])
+        .trim()
+        .is_empty()
 }
 
 /// Established TCP connections whose local port is `port`: at an egress listener, the TLS

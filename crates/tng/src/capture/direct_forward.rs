@@ -73,9 +73,8 @@ async fn sniff_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()
 /// its sender then waits for the server, so sniffing on for a request head would stall
 /// the handshake until the sniff timeout.
 fn cannot_be_http(buf: &[u8]) -> bool {
-    buf.first().is_some_and(|&b| {
-        !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    })
+    buf.first()
+        .is_some_and(|&b| !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

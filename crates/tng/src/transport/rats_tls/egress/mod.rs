@@ -105,9 +105,14 @@ impl RatsTlsEgress {
 /// The reason an operator reads; an ALPN refusal almost always means the two sides disagree
 /// on `rats_tls.multiplex`, which rustls' wording does not say.
 fn handshake_failed(alpn: &[Vec<u8>], err: &std::io::Error) -> String {
-    let tls = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
     if let Some(rustls::Error::NoApplicationProtocol) = tls {
-        let accepted = alpn.first().map(|p| String::from_utf8_lossy(p)).unwrap_or_default();
+        let accepted = alpn
+            .first()
+            .map(|p| String::from_utf8_lossy(p))
+            .unwrap_or_default();
         return format!(
             "ALPN mismatch: the ingress does not offer \"{accepted}\" (rats_tls.multiplex: {} \
              here); rats_tls.multiplex must be the same on both sides",

@@ -46,12 +46,15 @@ pub async fn attested_connection(
 /// The reason an operator reads; an ALPN refusal (alert 120) almost always means the two
 /// sides disagree on `rats_tls.multiplex`, which rustls' wording does not say.
 fn handshake_failed(target: &Target, alpn: &[Vec<u8>], err: std::io::Error) -> OpenError {
-    let tls = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
-    if let Some(rustls::Error::AlertReceived(
-        rustls::AlertDescription::NoApplicationProtocol,
-    )) = tls
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) = tls
     {
-        let offered = alpn.first().map(|p| String::from_utf8_lossy(p)).unwrap_or_default();
+        let offered = alpn
+            .first()
+            .map(|p| String::from_utf8_lossy(p))
+            .unwrap_or_default();
         return OpenError(format!(
             "TLS handshake with {target} failed: ALPN mismatch: the egress does not accept \
              \"{offered}\" (rats_tls.multiplex: {} here); rats_tls.multiplex must be the same \
