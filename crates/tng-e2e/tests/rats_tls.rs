@@ -6,7 +6,8 @@
 //! - The matrix: ours ↔ ours, our ingress → upstream egress and upstream ingress → our
 //!   egress, multiplex off and on. The full set of checks (multi-MiB GET and POST byte-exact,
 //!   SSE chunk by chunk, raw TCP with half-close, 50 concurrent connections) for ours ↔ ours
-//!   and 2.12.0, a smaller smoke of the same checks for 2.9.0.
+//!   and 2.12.0, a smaller smoke of the same checks for 2.9.0. Upstream ↔ upstream runs the
+//!   same checks as a control of the harness.
 //! - Failures: a mismatched `multiplex` fails with one clear log line and delivers zero bytes;
 //!   the pool limits bound the streams per TLS connection and the TLS connections (counted at
 //!   the egress with `ss`).
