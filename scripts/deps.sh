@@ -44,6 +44,12 @@ for cmd in "${!need[@]}"; do
   fi
 done
 
+# nginx's stream module (the L4 gateway of the rats-TLS topology) is a dynamic module in
+# Debian, packaged apart from nginx and loaded by path from the tests' own nginx.conf.
+if [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+  missing+=(libnginx-mod-stream)
+fi
+
 want_perf=false
 if $bench && ! command -v perf >/dev/null 2>&1; then
   want_perf=true

@@ -385,6 +385,9 @@ pub struct Nginx {
     status_reads: AtomicU64,
 }
 
+/// Where Debian's `libnginx-mod-stream` installs the stream module.
+const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
 /// nginx's `stub_status` page, on loopback in nginx's namespace and left out of the access log.
 const NGINX_STATUS: &str = "127.0.0.1:47998";
 
@@ -392,6 +395,19 @@ impl Nginx {
     /// Starts nginx in `side` with the given `server { … }` blocks inside `http { … }`, and
     /// waits until every `listen ADDR:PORT` of them accepts connections.
     pub fn start(topo: &Topology, side: Side, name: &str, servers: &str) -> Nginx {
+        Self::start_with_stream(topo, side, name, servers, "")
+    }
+
+    /// Like [`Nginx::start`], plus `stream` (L4) `server { … }` blocks when `stream` is not
+    /// empty: Debian ships the stream module as a dynamic module (`libnginx-mod-stream`),
+    /// loaded here by path because this configuration includes none of `/etc/nginx`.
+    pub fn start_with_stream(
+        topo: &Topology,
+        side: Side,
+        name: &str,
+        servers: &str,
+        stream: &str,
+    ) -> Nginx {
         let root = topo.dir.join(name);
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).expect("nginx dirs");
@@ -399,8 +415,16 @@ impl Nginx {
         let error_log = root.join("error.log");
         let r = root.display();
         let t = tmp.display();
+        let (load_stream, stream_block) = if stream.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("load_module {NGINX_STREAM_MODULE};\n"),
+                format!("stream {{\n{stream}\n}}\n"),
+            )
+        };
         let conf = format!(
-            "worker_processes 1;\n\
+            "{load_stream}worker_processes 1;\n\
              daemon off;\n\
              user root;\n\
              pid {r}/nginx.pid;\n\
@@ -421,7 +445,7 @@ impl Nginx {
                proxy_set_header Connection \"\";\n\
                server {{ listen {NGINX_STATUS}; access_log off; location / {{ stub_status; }} }}\n\
                {servers}\n\
-             }}\n",
+             }}\n{stream_block}",
             e = error_log.display(),
             a = access_log.display(),
         );
@@ -437,7 +461,8 @@ impl Nginx {
             &["-p", &prefix, "-e", &err_arg, "-c", &conf_arg],
         );
         // Every `listen ADDR:PORT;` of the server blocks (a bare TCP connect is not logged).
-        let mut listens: Vec<String> = servers
+        let all_servers = format!("{servers}\n{stream}");
+        let mut listens: Vec<String> = all_servers
             .split("listen ")
             .skip(1)
             .filter_map(|s| s.split(';').next())

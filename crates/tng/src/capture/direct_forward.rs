@@ -55,13 +55,26 @@ pub async fn route(
 }
 
 async fn sniff_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
-    while buf.len() < SNIFF_LIMIT && !contains(buf, b"\r\n\r\n") && !buf.starts_with(H2_PREFACE) {
+    while buf.len() < SNIFF_LIMIT
+        && !contains(buf, b"\r\n\r\n")
+        && !buf.starts_with(H2_PREFACE)
+        && !cannot_be_http(buf)
+    {
         let n = stream.read_buf(buf).await?;
         if n == 0 {
             break;
         }
     }
     Ok(())
+}
+
+/// Whether what was read so far cannot start an HTTP/1 request line, whose method is a
+/// token (RFC 9110 §5.6.2). A TLS ClientHello (record type 0x16) fails at its first byte:
+/// its sender then waits for the server, so sniffing on for a request head would stall
+/// the handshake until the sniff timeout.
+fn cannot_be_http(buf: &[u8]) -> bool {
+    buf.first()
+        .is_some_and(|&b| !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -148,6 +161,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
 #[cfg(test)]
 mod tests {
     use super::first_request_path;
+
+    #[test]
+    fn a_tls_record_is_not_sniffed_further() {
+        assert!(super::cannot_be_http(&[0x16, 0x03, 0x01, 0x00, 0xc8]));
+        assert!(!super::cannot_be_http(b"GET /"));
+        assert!(!super::cannot_be_http(b"PRI * HTTP/2.0"));
+        assert!(!super::cannot_be_http(b""));
+    }
 
     #[test]
     fn request_line_paths() {

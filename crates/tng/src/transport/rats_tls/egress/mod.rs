@@ -75,7 +75,10 @@ impl RatsTlsEgress {
         let deadline = self.limits.header_read_timeout;
         let tls = match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => return warn!(egress = self.id, "TLS handshake failed: {err}"),
+            Ok(Err(err)) => {
+                let reason = handshake_failed(&self.security.config.alpn_protocols, &err);
+                return warn!(egress = self.id, "TLS handshake failed: {reason}");
+            }
             Err(_) => return warn!(egress = self.id, "no TLS handshake within {deadline:?}"),
         };
         if let Err(reason) = self.security.verify_peer(tls.get_ref().1).await {
@@ -103,4 +106,24 @@ impl RatsTlsEgress {
             }
         }
     }
+}
+
+/// The reason an operator reads; an ALPN refusal almost always means the two sides disagree
+/// on `rats_tls.multiplex`, which rustls' wording does not say.
+fn handshake_failed(alpn: &[Vec<u8>], err: &std::io::Error) -> String {
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::NoApplicationProtocol) = tls {
+        let accepted = alpn
+            .first()
+            .map(|p| String::from_utf8_lossy(p))
+            .unwrap_or_default();
+        return format!(
+            "ALPN mismatch: the ingress does not offer \"{accepted}\" (rats_tls.multiplex: {} \
+             here); rats_tls.multiplex must be the same on both sides",
+            accepted == "h2"
+        );
+    }
+    err.to_string()
 }

@@ -27,7 +27,7 @@ pub async fn attested_connection(
         tokio_rustls::TlsConnector::from(security.config.clone())
             .connect(security.server_name(target.host()), tcp)
             .await
-            .map_err(|e| OpenError(format!("TLS handshake with {target} failed: {e}")))
+            .map_err(|e| handshake_failed(target, &security.config.alpn_protocols, e))
     })
     .await
     .map_err(|_| {
@@ -41,4 +41,26 @@ pub async fn attested_connection(
         .map_err(|reason| OpenError(format!("attestation of {target} refused: {reason}")))?;
     debug!(%target, "rats-TLS connection established");
     Ok(tls)
+}
+
+/// The reason an operator reads; an ALPN refusal (alert 120) almost always means the two
+/// sides disagree on `rats_tls.multiplex`, which rustls' wording does not say.
+fn handshake_failed(target: &Target, alpn: &[Vec<u8>], err: std::io::Error) -> OpenError {
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) = tls
+    {
+        let offered = alpn
+            .first()
+            .map(|p| String::from_utf8_lossy(p))
+            .unwrap_or_default();
+        return OpenError(format!(
+            "TLS handshake with {target} failed: ALPN mismatch: the egress does not accept \
+             \"{offered}\" (rats_tls.multiplex: {} here); rats_tls.multiplex must be the same \
+             on both sides",
+            offered == "h2"
+        ));
+    }
+    OpenError(format!("TLS handshake with {target} failed: {err}"))
 }

@@ -1,0 +1,146 @@
+//! Who implements a side of the tunnel: our `tng`, or an official upstream release
+//! (`target/upstream/<version>/tng`, fetched by `scripts/fetch-upstream.sh`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tng_e2e::paths::workspace_root;
+use tng_e2e::proc::tail;
+use tng_e2e::{pause, test_dir, Proc, Tng};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Ours,
+    Upstream(&'static str),
+}
+
+impl Peer {
+    pub fn label(self) -> String {
+        match self {
+            Peer::Ours => "ours".to_string(),
+            Peer::Upstream(v) => format!("upstream-{v}"),
+        }
+    }
+}
+
+/// `target/upstream/<version>/tng` (or `$TNG_UPSTREAM_DIR/<version>/tng`). Missing: a panic
+/// under `CI=true` (interop must never be skipped silently there), else a loud notice.
+pub fn upstream_bin(version: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("TNG_UPSTREAM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("upstream"));
+    let path = dir.join(version).join("tng");
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!(
+        "upstream TNG {version} not found at {}: run scripts/fetch-upstream.sh",
+        path.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: interop tests must not be skipped)");
+    }
+    let banner = "!".repeat(78);
+    let text = format!("\n{banner}\n!!! SKIPPING rats-TLS INTEROP: {msg}\n{banner}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    None
+}
+
+/// Whether every upstream binary among `peers` is present (see [`upstream_bin`]).
+pub fn available(peers: &[Peer]) -> bool {
+    peers.iter().all(|p| match p {
+        Peer::Ours => true,
+        Peer::Upstream(v) => upstream_bin(v).is_some(),
+    })
+}
+
+/// A running ingress or egress of either implementation.
+pub enum Node {
+    Ours(Tng),
+    Upstream(Proc),
+}
+
+impl Node {
+    /// Launches `config`. Ours: waits for `/readyz`. Upstream: waits until every port of
+    /// `listens` has a listening socket — looked up with `ss`, not probed, because a probe
+    /// connection to an upstream ingress would open a tunnel and reach the service.
+    pub fn launch(peer: Peer, name: &str, config: Value, listens: &[u16]) -> Node {
+        match peer {
+            Peer::Ours => Node::Ours(Tng::launch_named(name, config)),
+            Peer::Upstream(version) => {
+                let bin = upstream_bin(version).expect("checked by available()");
+                let dir = test_dir(name);
+                let config_path = dir.join("config.json");
+                std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap())
+                    .expect("write upstream config");
+                let mut cmd = Command::new(bin);
+                cmd.arg("launch")
+                    .arg("--config-file")
+                    .arg(&config_path)
+                    .env("RUST_LOG", "info")
+                    .current_dir(&dir);
+                println!("[rats-tls] {name}: config {}", config_path.display());
+                let mut proc = Proc::spawn(name, cmd, &dir);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !listens.iter().all(|p| listening(*p)) {
+                    if let Some(status) = proc.try_wait() {
+                        panic!("{name} exited ({status}); log:\n{}", proc.log_tail(40));
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name}: not listening on {listens:?} within 20 s; log:\n{}",
+                        proc.log_tail(40)
+                    );
+                    pause(Duration::from_millis(50));
+                }
+                Node::Upstream(proc)
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        match self {
+            Node::Ours(t) => t.log(),
+            Node::Upstream(p) => p.log(),
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log(), lines)
+    }
+
+    /// Ours only: waits (up to `timeout`) for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        match self {
+            Node::Ours(t) => t.wait_for_log(needle, timeout),
+            Node::Upstream(_) => panic!("upstream log lines are not part of any contract"),
+        }
+    }
+}
+
+fn ss(args: &[&str]) -> String {
+    let out = Command::new("ss")
+        .args(args)
+        .output()
+        .expect("run ss (iproute2)");
+    assert!(out.status.success(), "ss {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a TCP socket listens on `port` (any address) in this namespace.
+pub fn listening(port: u16) -> bool {
+    !ss(&["-Hltn", &format!("sport = :{port}")])
+        .trim()
+        .is_empty()
+}
+
+/// Established TCP connections whose local port is `port`: at an egress listener, the TLS
+/// connections the ingresses hold to it.
+pub fn established_at(port: u16) -> usize {
+    ss(&["-Htn", "state", "established", &format!("sport = :{port}")])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
