@@ -36,6 +36,7 @@ pub fn run(args: ToolsArgs, log: &tng_logging::LogArgs) -> ExitCode {
     // The ohttp tools print their report on stdout, where log lines would corrupt it (and
     // `--json` output for scripts): without a log file they log warnings to stderr only.
     // key-sync is a daemon and logs like `tng launch`.
+    let log_errors = matches!(args.command, ToolsCommand::KeySync(_)) || log.log_file.is_some();
     let guard = match &args.command {
         ToolsCommand::KeySync(_) => tng_logging::init(log).map(Some),
         ToolsCommand::Ohttp(_) if log.log_file.is_some() => tng_logging::init(log).map(Some),
@@ -70,7 +71,10 @@ pub fn run(args: ToolsArgs, log: &tng_logging::LogArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // Without a log file the ohttp tools log to stderr already: say it once.
+            if log_errors {
+                tracing::error!("{err:#}");
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }

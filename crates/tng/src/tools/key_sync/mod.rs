@@ -73,7 +73,7 @@ pub async fn run(args: KeySyncArgs) -> anyhow::Result<()> {
             anyhow::bail!("--attest.aa_addr: Attestation Agent socket file {socket} not found");
         }
     }
-    let out = OutDir::create(&args.out_dir)?;
+    let mut out = OutDir::create(&args.out_dir)?;
     if let Some(path) = &args.ready_file {
         // A ready file left by an earlier run must not announce keys this run has not written.
         match std::fs::remove_file(path) {

@@ -129,7 +129,7 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
         so_mark: None,
         tls,
     });
-    let exchange = key_cache::exchange_key_config(&client, &args.endpoint, verifier.as_deref())
+    let exchange = key_cache::exchange_key_config(&client, &args.endpoint, verifier.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let document: serde_json::Value = serde_json::from_slice(&exchange.raw)

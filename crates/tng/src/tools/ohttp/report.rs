@@ -213,7 +213,7 @@ fn document(source: &Source<'_>, bundle: &Bundle, written: &[PathBuf], now: Syst
         Source::File(path) => ("file", path.display().to_string()),
     };
     json!({
-        source_key: source_value,
+        (source_key): source_value,
         "expire_timestamp": expire,
         "expires_in_secs": seconds_from_now(expire, now),
         "keys": keys,
