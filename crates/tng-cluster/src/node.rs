@@ -325,7 +325,8 @@ impl Driver {
             (ready, ready && !behind, digest, state.advertised, to_ask)
         };
         let gossip_ready = ready && !self.receive_only;
-        self.publish(gossip_ready, serving, &digest, advertised, now).await;
+        self.publish(gossip_ready, serving, &digest, advertised, now)
+            .await;
         for member in &to_ask {
             self.ask(member, done_tx);
         }

@@ -49,10 +49,20 @@ fn cluster_advertised(node: &Tng) -> Option<String> {
 
 /// The key an egress advertises, read with `tng tools ohttp dump --json`.
 fn dumped_key(port: u16) -> String {
-    let doc = tool(&["tools", "ohttp", "dump", "--endpoint", &format!("http://127.0.0.1:{port}/"), "--json"])
-        .success()
-        .json();
-    doc["keys"][0]["public_key"].as_str().expect("public_key").to_owned()
+    let doc = tool(&[
+        "tools",
+        "ohttp",
+        "dump",
+        "--endpoint",
+        &format!("http://127.0.0.1:{port}/"),
+        "--json",
+    ])
+    .success()
+    .json();
+    doc["keys"][0]["public_key"]
+        .as_str()
+        .expect("public_key")
+        .to_owned()
 }
 
 /// `<hex>.key` / `<hex>.meta.json` names of one output directory, checked for consistency:
@@ -62,7 +72,11 @@ fn check_dir(dir: &Path, status: &str) -> Result<BTreeSet<String>, String> {
     let mut keys = BTreeSet::new();
     let mut metas = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
-        let name = entry.map_err(|e| e.to_string())?.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if let Some(stem) = name.strip_suffix(".meta.json") {
             metas.insert(stem.to_owned());
         } else if let Some(stem) = name.strip_suffix(".key") {
@@ -83,9 +97,17 @@ fn check_dir(dir: &Path, status: &str) -> Result<BTreeSet<String>, String> {
         };
         let public = tng_ohttp::keys::ServerKey::from_pkcs8_pem(&pem, 0)
             .map(|k| hex::encode(k.public_key()))
-            .map_err(|e| format!("{}/{stem}.key is not a whole PKCS#8 key: {e}: {pem:?}", dir.display()))?;
+            .map_err(|e| {
+                format!(
+                    "{}/{stem}.key is not a whole PKCS#8 key: {e}: {pem:?}",
+                    dir.display()
+                )
+            })?;
         if public != *stem {
-            return Err(format!("{}/{stem}.key holds the key {public}", dir.display()));
+            return Err(format!(
+                "{}/{stem}.key holds the key {public}",
+                dir.display()
+            ));
         }
         if !metas.contains(stem) && dir.join(format!("{stem}.key")).exists() {
             return Err(format!("{}/{stem}.key has no .meta.json", dir.display()));
@@ -112,16 +134,29 @@ fn start_key_sync(port: u16, aa: &Aa, service: &As) -> KeySync {
     let out = dir.join("keys");
     let ready = dir.join("ready");
     let mut cmd = Command::new(bin("tng"));
-    cmd.args(["--log-file", dir.join("key-sync.log").to_str().unwrap(), "tools", "key-sync",
-        "--host", SYNC_IP, "--port", &port.to_string(),
-        "--rotation-interval", &ROTATION_SECS.to_string()]);
+    cmd.args([
+        "--log-file",
+        dir.join("key-sync.log").to_str().unwrap(),
+        "tools",
+        "key-sync",
+        "--host",
+        SYNC_IP,
+        "--port",
+        &port.to_string(),
+        "--rotation-interval",
+        &ROTATION_SECS.to_string(),
+    ]);
     for ip in NODE_IPS {
         cmd.args(["--peer", &format!("{ip}:{port}")]);
     }
-    cmd.arg("--attest").arg(json!({"aa_addr": aa.addr()}).to_string())
-        .arg("--verify").arg(json!({"as_addr": service.url(), "policy_ids": ["default"]}).to_string())
-        .arg("--out-dir").arg(&out)
-        .arg("--ready-file").arg(&ready)
+    cmd.arg("--attest")
+        .arg(json!({"aa_addr": aa.addr()}).to_string())
+        .arg("--verify")
+        .arg(json!({"as_addr": service.url(), "policy_ids": ["default"]}).to_string())
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--ready-file")
+        .arg(&ready)
         .env("RUST_LOG", "info,tng_cluster=debug");
     let proc = Proc::spawn("key-sync", cmd, &dir);
     KeySync { proc, out, ready }
@@ -143,26 +178,56 @@ fn key_sync_feeds_a_file_egress_through_rotations_with_zero_failures() {
     let backend = Backend::start();
     let port = free_port();
     let nodes: Vec<Tng> = (0..3)
-        .map(|i| Tng::launch_named(&format!("node{}", i + 1), node_config(i, port, &aa, &service, &backend)))
+        .map(|i| {
+            Tng::launch_named(
+                &format!("node{}", i + 1),
+                node_config(i, port, &aa, &service, &backend),
+            )
+        })
         .collect();
     let mut sync = start_key_sync(port, &aa, &service);
-    let ready_after = wait_for("key-sync ready file", Duration::from_secs(45), || sync.ready.exists());
+    let ready_after = wait_for("key-sync ready file", Duration::from_secs(45), || {
+        sync.ready.exists()
+    });
     println!("[e2e] key-sync ready after {ready_after:?}");
-    assert!(sync.proc.try_wait().is_none(), "key-sync exited:\n{}", sync.proc.log_tail(40));
+    assert!(
+        sync.proc.try_wait().is_none(),
+        "key-sync exited:\n{}",
+        sync.proc.log_tail(40)
+    );
     let current = sync.out.join("current");
     let keys = check_dir(&current, "Active").unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
-    let cluster = serde_json::from_str::<Value>(&std::fs::read_to_string(sync.out.join("cluster.json")).unwrap()).unwrap();
-    assert_eq!(cluster["keys"]["current"][0].as_str(), keys.iter().next().map(String::as_str), "{cluster}");
+    let cluster = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(sync.out.join("cluster.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        cluster["keys"]["current"][0].as_str(),
+        keys.iter().next().map(String::as_str),
+        "{cluster}"
+    );
     assert_eq!(cluster["ready"], true, "{cluster}");
 
     // The key-sync member never leads and holds no keys for others.
     for node in &nodes {
         let status = node.status_json("/status/egress/0/ohttp/keys");
-        let members = status["cluster"]["members"].as_array().cloned().unwrap_or_default();
-        let receiver = members.iter().find(|m| m["node_id"] == format!("{SYNC_IP}:{port}"));
-        assert!(receiver.is_some_and(|m| m["receive_only"] == true && m["ready"] == false), "{status}");
-        assert_ne!(status["cluster"]["leader"], format!("{SYNC_IP}:{port}"), "{status}");
+        let members = status["cluster"]["members"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let receiver = members
+            .iter()
+            .find(|m| m["node_id"] == format!("{SYNC_IP}:{port}"));
+        assert!(
+            receiver.is_some_and(|m| m["receive_only"] == true && m["ready"] == false),
+            "{status}"
+        );
+        assert_ne!(
+            status["cluster"]["leader"],
+            format!("{SYNC_IP}:{port}"),
+            "{status}"
+        );
     }
 
     // The file egress, and our ingress in front of it.
@@ -193,11 +258,17 @@ fn key_sync_feeds_a_file_egress_through_rotations_with_zero_failures() {
             failures.push(format!("{body}: {} {}", resp.status, resp.text()));
         }
         if i % 5 == 0 {
-            file_keys.entry(dumped_key(file_port)).or_insert_with(Instant::now);
+            file_keys
+                .entry(dumped_key(file_port))
+                .or_insert_with(Instant::now);
             if let Some(k) = cluster_advertised(&nodes[0]) {
                 cluster_keys.entry(k).or_insert_with(Instant::now);
             }
-            for (dir, status) in [("current", "Active"), ("next", "Pending"), ("expired", "Stale")] {
+            for (dir, status) in [
+                ("current", "Active"),
+                ("next", "Pending"),
+                ("expired", "Stale"),
+            ] {
                 match check_dir(&sync.out.join(dir), status) {
                     Ok(keys) => {
                         seen_next |= dir == "next" && !keys.is_empty();
@@ -208,35 +279,65 @@ fn key_sync_feeds_a_file_egress_through_rotations_with_zero_failures() {
             }
         }
     }
-    println!("[e2e] {requests} requests, {} failed; file egress keys {:?}; cluster keys {:?}",
-        failures.len(), file_keys.keys().collect::<Vec<_>>(), cluster_keys.keys().collect::<Vec<_>>());
-    assert!(failures.is_empty(), "{} of {requests} failed: {failures:?}\nfile egress:\n{}\nkey-sync:\n{}",
-        failures.len(), file_egress.log_tail(30), sync.proc.log_tail(30));
+    println!(
+        "[e2e] {requests} requests, {} failed; file egress keys {:?}; cluster keys {:?}",
+        failures.len(),
+        file_keys.keys().collect::<Vec<_>>(),
+        cluster_keys.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} failed: {failures:?}\nfile egress:\n{}\nkey-sync:\n{}",
+        failures.len(),
+        file_egress.log_tail(30),
+        sync.proc.log_tail(30)
+    );
     assert!(dir_errors.is_empty(), "{dir_errors:?}");
     assert!(seen_next, "the successor key was never in next/");
     assert!(seen_expired, "the previous key was never in expired/");
-    assert!(file_keys.len() >= 3, "at least two rotations seen by the file egress: {file_keys:?}");
+    assert!(
+        file_keys.len() >= 3,
+        "at least two rotations seen by the file egress: {file_keys:?}"
+    );
     // Every key the file egress advertised is a key the cluster advertised (the first and the
     // last may have been sampled on only one side).
     let file_set: BTreeSet<&String> = file_keys.keys().collect();
     let cluster_set: BTreeSet<&String> = cluster_keys.keys().collect();
     let common = file_set.intersection(&cluster_set).count();
-    assert!(common + 2 >= file_set.len().max(cluster_set.len()) && common >= 2,
-        "file egress {file_set:?} vs cluster {cluster_set:?}");
+    assert!(
+        common + 2 >= file_set.len().max(cluster_set.len()) && common >= 2,
+        "file egress {file_set:?} vs cluster {cluster_set:?}"
+    );
     for key in file_set.difference(&cluster_set) {
         // A key only the file egress was seen with must still be one the cluster created:
         // some node holds it.
         let held = nodes.iter().any(|n| n.egress_public_keys(0).contains(key));
-        assert!(held || file_keys[*key] > end - Duration::from_secs(2), "{key} unknown to the cluster");
+        assert!(
+            held || file_keys[*key] > end - Duration::from_secs(2),
+            "{key} unknown to the cluster"
+        );
     }
     // Nothing the cluster dropped stays in key-sync's directories.
     pause(Duration::from_secs(1));
     let held: BTreeSet<String> = nodes[0].egress_public_keys(0).into_iter().collect();
     let mut written = BTreeSet::new();
     for dir in ["current", "next", "expired"] {
-        written.extend(check_dir(&sync.out.join(dir), match dir { "current" => "Active", "next" => "Pending", _ => "Stale" }).unwrap());
+        written.extend(
+            check_dir(
+                &sync.out.join(dir),
+                match dir {
+                    "current" => "Active",
+                    "next" => "Pending",
+                    _ => "Stale",
+                },
+            )
+            .unwrap(),
+        );
     }
-    assert!(written.is_subset(&held) || held.is_subset(&written), "written {written:?} vs held {held:?}");
+    assert!(
+        written.is_subset(&held) || held.is_subset(&written),
+        "written {written:?} vs held {held:?}"
+    );
     let status = sync.proc.terminate();
     assert!(status.success(), "key-sync exit on SIGTERM: {status}");
 }

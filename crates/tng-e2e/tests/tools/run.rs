@@ -37,7 +37,11 @@ impl ToolOutput {
             .find(|l| l.starts_with("error: "))
             .unwrap_or_else(|| panic!("{}: no error line: {:?}", self.args, self));
         for needle in needles {
-            assert!(line.contains(needle), "{}: {needle:?} not in {line:?}", self.args);
+            assert!(
+                line.contains(needle),
+                "{}: {needle:?} not in {line:?}",
+                self.args
+            );
         }
         self
     }

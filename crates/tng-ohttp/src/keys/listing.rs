@@ -168,6 +168,9 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error() {
-        assert_eq!(list_key_configs(&[0, 45, 0]), Err(KeyConfigError::Truncated));
+        assert_eq!(
+            list_key_configs(&[0, 45, 0]),
+            Err(KeyConfigError::Truncated)
+        );
     }
 }

@@ -34,12 +34,7 @@ pub fn seconds_from_now(unix_secs: u64, now: SystemTime) -> i64 {
 
 /// `1d 2h 3m 4s`, leading zero units omitted, always at least seconds.
 pub fn span(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let mut parts = Vec::new();
     if d > 0 {
         parts.push(format!("{d}d"));

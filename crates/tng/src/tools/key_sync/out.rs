@@ -162,8 +162,16 @@ impl OutDir {
                 if unchanged {
                     continue;
                 }
-                write_atomic(&path.join(format!("{public_key}.meta.json")), meta.as_bytes(), 0o644)?;
-                write_atomic(&path.join(format!("{public_key}.key")), pem.as_bytes(), 0o600)?;
+                write_atomic(
+                    &path.join(format!("{public_key}.meta.json")),
+                    meta.as_bytes(),
+                    0o644,
+                )?;
+                write_atomic(
+                    &path.join(format!("{public_key}.key")),
+                    pem.as_bytes(),
+                    0o600,
+                )?;
             }
         }
         for (dir, files) in &snapshot.dirs {
@@ -256,23 +264,44 @@ mod tests {
         let mut out = OutDir::create(&root).unwrap();
         let a = entry(KeyStatus::Active, 0);
         let b = entry(KeyStatus::Pending, 1);
-        let (ha, hb) = (hex::encode(a.key.public_key()), hex::encode(b.key.public_key()));
+        let (ha, hb) = (
+            hex::encode(a.key.public_key()),
+            hex::encode(b.key.public_key()),
+        );
         let snap = Snapshot::new(&[a.clone(), b.clone()], Some(*a.key.public_key()));
         out.write(&snap, &json!({"node_id": "n"})).unwrap();
-        assert_eq!(names(&root.join("current")), [format!("{ha}.key"), format!("{ha}.meta.json")]);
-        assert_eq!(names(&root.join("next")), [format!("{hb}.key"), format!("{hb}.meta.json")]);
+        assert_eq!(
+            names(&root.join("current")),
+            [format!("{ha}.key"), format!("{ha}.meta.json")]
+        );
+        assert_eq!(
+            names(&root.join("next")),
+            [format!("{hb}.key"), format!("{hb}.meta.json")]
+        );
         let pem = std::fs::read_to_string(root.join(format!("current/{ha}.key"))).unwrap();
         let loaded = ServerKey::from_pkcs8_pem(&pem, 0).unwrap();
         assert_eq!(loaded.public_key(), a.key.public_key());
 
         // Hand-over: b Active, a Stale.
-        let a2 = KeyEntry { status: KeyStatus::Stale, ..a };
-        let b2 = KeyEntry { status: KeyStatus::Active, ..b };
+        let a2 = KeyEntry {
+            status: KeyStatus::Stale,
+            ..a
+        };
+        let b2 = KeyEntry {
+            status: KeyStatus::Active,
+            ..b
+        };
         let snap = Snapshot::new(&[a2, b2.clone()], Some(*b2.key.public_key()));
         out.write(&snap, &json!({"node_id": "n"})).unwrap();
-        assert_eq!(names(&root.join("current")), [format!("{hb}.key"), format!("{hb}.meta.json")]);
+        assert_eq!(
+            names(&root.join("current")),
+            [format!("{hb}.key"), format!("{hb}.meta.json")]
+        );
         assert!(names(&root.join("next")).is_empty());
-        assert_eq!(names(&root.join("expired")), [format!("{ha}.key"), format!("{ha}.meta.json")]);
+        assert_eq!(
+            names(&root.join("expired")),
+            [format!("{ha}.key"), format!("{ha}.meta.json")]
+        );
         let meta: Value = serde_json::from_str(
             &std::fs::read_to_string(root.join(format!("current/{hb}.meta.json"))).unwrap(),
         )

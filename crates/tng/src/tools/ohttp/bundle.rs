@@ -65,7 +65,10 @@ impl Attestation {
     }
 
     /// A token read without verification (`decode`).
-    pub fn unverified(token: String, info: Option<&AttestationInfo>) -> anyhow::Result<Attestation> {
+    pub fn unverified(
+        token: String,
+        info: Option<&AttestationInfo>,
+    ) -> anyhow::Result<Attestation> {
         let claims = jwt_payload(&token)?;
         let (model, provider, evidence) = match info {
             Some(info) => describe(info),
@@ -109,42 +112,59 @@ impl Attestation {
         }
     }
 
-    /// The AA evidence bytes (the TEE quote), from the background-check evidence.
+    /// The TEE quote: the `quote` of the AA evidence (TDX-style evidence JSON). A TEE whose
+    /// evidence has none (the sample TEE) gives no `quote.bin`, as upstream.
     pub fn quote(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(evidence) = self.aa_evidence()? else {
+            return Ok(None);
+        };
+        match evidence.get("quote").and_then(Value::as_str) {
+            Some(quote) => Ok(Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(quote.trim())
+                    .or_else(|_| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(quote.trim())
+                    })
+                    .context("attestation_info.evidence.aa_evidence: quote is not base64")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The AA evidence (base64 `aa_evidence`) as JSON, when it is JSON.
+    fn aa_evidence(&self) -> anyhow::Result<Option<Value>> {
         let Some(evidence) = &self.evidence else {
             return Ok(None);
         };
         let evidence: tng_attest::CocoEvidence = serde_json::from_value(evidence.clone())
             .context("attestation_info.evidence is not CoCo evidence")?;
-        Ok(Some(
-            evidence
-                .evidence_bytes()
-                .context("attestation_info.evidence.aa_evidence")?,
-        ))
+        let bytes = evidence
+            .evidence_bytes()
+            .context("attestation_info.evidence.aa_evidence")?;
+        Ok(serde_json::from_slice(&bytes).ok())
     }
 
-    /// The event log the Attestation Service saw: the annotated evidence of each device in
-    /// the token (EAR), or the TEE's event log in the evidence itself.
+    /// The event log: the TEE's (`cc_eventlog`) from the evidence, else what the token's
+    /// annotated evidence carries; none when neither has one (the sample TEE), as upstream.
     pub fn eventlog(&self) -> Option<Value> {
-        let claims = self.claims.as_ref()?;
-        if let Some(submods) = claims.get("submods").and_then(Value::as_object) {
-            let mut logs = Map::new();
-            for (name, submod) in submods {
-                if let Some(annotated) = submod.get("ear.veraison.annotated-evidence") {
-                    let log = annotated
-                        .get("cc_eventlog")
-                        .or_else(|| annotated.get("eventlog"))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    logs.insert(name.clone(), log);
-                }
+        let present = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
+        if let Ok(Some(evidence)) = self.aa_evidence() {
+            if let Some(log) = present(evidence.get("cc_eventlog")) {
+                return Some(log);
             }
-            return Some(Value::Object(logs));
         }
-        claims
-            .get("tcb-status")
-            .and_then(|t| t.get("cc_eventlog").or_else(|| t.get("eventlog")))
-            .cloned()
+        let claims = self.claims.as_ref()?;
+        let submods = claims.get("submods").and_then(Value::as_object)?;
+        let mut logs = Map::new();
+        for (name, submod) in submods {
+            let annotated = submod.get("ear.veraison.annotated-evidence");
+            let log = annotated
+                .and_then(|a| present(a.get("cc_eventlog")).or_else(|| present(a.get("eventlog"))));
+            if let Some(log) = log {
+                logs.insert(name.clone(), log);
+            }
+        }
+        (!logs.is_empty()).then_some(Value::Object(logs))
     }
 }
 
@@ -281,7 +301,8 @@ impl Bundle {
         let mut written = Vec::new();
         for (name, contents) in &files {
             let path = dir.join(name);
-            write_atomic(&path, contents, 0o644).with_context(|| format!("--out-dir {}", dir.display()))?;
+            write_atomic(&path, contents, 0o644)
+                .with_context(|| format!("--out-dir {}", dir.display()))?;
             written.push(path);
         }
         for name in BUNDLE_FILES {
@@ -291,7 +312,10 @@ impl Bundle {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
                         return Err(e).with_context(|| {
-                            format!("--out-dir {}: cannot remove the stale {name}", dir.display())
+                            format!(
+                                "--out-dir {}: cannot remove the stale {name}",
+                                dir.display()
+                            )
                         })
                     }
                 }

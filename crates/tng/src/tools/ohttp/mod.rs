@@ -125,10 +125,8 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
         Some(text) => Some(build_verifier(text).await?),
         None => None,
     };
-    let client = crate::http::client::build(crate::http::client::ConnectOptions {
-        so_mark: None,
-        tls,
-    });
+    let client =
+        crate::http::client::build(crate::http::client::ConnectOptions { so_mark: None, tls });
     let exchange = key_cache::exchange_key_config(&client, &args.endpoint, verifier.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -179,7 +177,11 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let token = key_cache::verify_server(&verifier, challenge.as_deref(), &response, &file)
         .await
         .map_err(|e| refused(e.message))?;
-    let bundle = Bundle::new(document, response, Some(Attestation::verified(token, &info)))?;
+    let bundle = Bundle::new(
+        document,
+        response,
+        Some(Attestation::verified(token, &info)),
+    )?;
     report::print(
         &report::Source::File(&args.raw),
         &bundle,
@@ -202,8 +204,8 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let attestation = match (&response.attestation_info, token) {
-        (info, Some(token)) => Some(
-            Attestation::unverified(token, info.as_ref()).with_context(|| {
+        (info, Some(token)) => Some(Attestation::unverified(token, info.as_ref()).with_context(
+            || {
                 format!(
                     "--attestation-result {}",
                     args.attestation_result
@@ -211,14 +213,19 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
                         .map(|p| p.display().to_string())
                         .unwrap_or_default()
                 )
-            })?,
-        ),
-        (Some(info @ tng_ohttp::api::AttestationInfo::Passport { attestation_result, .. }), None) => {
+            },
+        )?),
+        (
             Some(
-                Attestation::unverified(attestation_result.clone(), Some(info))
-                    .with_context(|| format!("{}: attestation_result", args.raw.display()))?,
-            )
-        }
+                info @ tng_ohttp::api::AttestationInfo::Passport {
+                    attestation_result, ..
+                },
+            ),
+            None,
+        ) => Some(
+            Attestation::unverified(attestation_result.clone(), Some(info))
+                .with_context(|| format!("{}: attestation_result", args.raw.display()))?,
+        ),
         (Some(info), None) => Some(Attestation::evidence_only(info)),
         (None, None) => None,
     };
@@ -238,9 +245,13 @@ fn read_raw(path: &std::path::Path) -> anyhow::Result<(serde_json::Value, KeyCon
         .with_context(|| format!("--raw {}: cannot read the file", path.display()))?;
     let document: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("--raw {}: not JSON", path.display()))?;
-    let response: KeyConfigResponse = serde_json::from_value(document.clone()).with_context(
-        || format!("--raw {}: not a key-config response (KeyConfigResponse)", path.display()),
-    )?;
+    let response: KeyConfigResponse =
+        serde_json::from_value(document.clone()).with_context(|| {
+            format!(
+                "--raw {}: not a key-config response (KeyConfigResponse)",
+                path.display()
+            )
+        })?;
     Ok((document, response))
 }
 

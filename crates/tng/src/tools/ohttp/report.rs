@@ -91,11 +91,21 @@ fn human(source: &Source<'_>, bundle: &Bundle, written: &[PathBuf], now: SystemT
         }
     }
     match &bundle.attestation {
-        None => line(&mut out, 0, "attestation", "none (not requested, or the egress does not attest)"),
+        None => line(
+            &mut out,
+            0,
+            "attestation",
+            "none (not requested, or the egress does not attest)",
+        ),
         Some(att) => human_attestation(&mut out, att, now),
     }
     for (i, path) in written.iter().enumerate() {
-        line(&mut out, 0, if i == 0 { "wrote" } else { "" }, path.display());
+        line(
+            &mut out,
+            0,
+            if i == 0 { "wrote" } else { "" },
+            path.display(),
+        );
     }
     out
 }
@@ -140,7 +150,12 @@ fn human_attestation(out: &mut String, att: &Attestation, now: SystemTime) {
         line(out, 2, "issuer", iss);
     }
     if let Some(iat) = claims.get("iat").and_then(Value::as_u64) {
-        line(out, 2, "issued", format!("{} ({})", utc(iat), relative(iat, now)));
+        line(
+            out,
+            2,
+            "issued",
+            format!("{} ({})", utc(iat), relative(iat, now)),
+        );
     }
     if let Some(submods) = claims.get("submods").and_then(Value::as_object) {
         for (name, submod) in submods {
@@ -159,21 +174,6 @@ fn human_attestation(out: &mut String, att: &Attestation, now: SystemTime) {
             line(out, 2, "status", value);
         }
     }
-    if let Some(tee) = tee_of(claims) {
-        line(out, 2, "tee", tee);
-    }
-}
-
-fn tee_of(claims: &serde_json::Map<String, Value>) -> Option<String> {
-    let annotated = claims
-        .get("submods")?
-        .get("cpu0")?
-        .get("ear.veraison.annotated-evidence")?
-        .as_object()?;
-    annotated
-        .keys()
-        .find(|k| !matches!(k.as_str(), "runtime_data_claims" | "init_data_claims"))
-        .cloned()
 }
 
 fn document(source: &Source<'_>, bundle: &Bundle, written: &[PathBuf], now: SystemTime) -> Value {

@@ -50,10 +50,7 @@ impl KeyDir {
         let files = read_files(path)?;
         dir.apply(files, SystemTime::now())?;
         if dir.present.is_empty() {
-            anyhow::bail!(
-                "OHTTP key directory {} holds no *.key file",
-                path.display()
-            );
+            anyhow::bail!("OHTTP key directory {} holds no *.key file", path.display());
         }
         Ok(dir)
     }
@@ -66,8 +63,7 @@ impl KeyDir {
     pub fn rescan(&mut self, now: SystemTime) -> anyhow::Result<bool> {
         let files = read_files(&self.path)?;
         let before = self.retained.len();
-        self.retained
-            .retain(|_, held| end_of(&held.entry) > now);
+        self.retained.retain(|_, held| end_of(&held.entry) > now);
         let expired = self.retained.len() != before;
         if files == self.files {
             return Ok(expired);
@@ -88,8 +84,9 @@ impl KeyDir {
                 .transpose()
                 .with_context(|| format!("{}/{stem}.meta.json", self.path.display()))?;
             let key_id = meta.as_ref().map_or(0, |m| m.key_id);
-            let key = ServerKey::from_pkcs8_pem(text, key_id)
-                .with_context(|| format!("invalid OHTTP key file {}/{name}", self.path.display()))?;
+            let key = ServerKey::from_pkcs8_pem(text, key_id).with_context(|| {
+                format!("invalid OHTTP key file {}/{name}", self.path.display())
+            })?;
             let pk = *key.public_key();
             let (activated_at, stale_at, expire_at) = match &meta {
                 Some(m) => (m.activated_at, m.stale_at, m.expire_at),
@@ -164,7 +161,10 @@ impl KeyDir {
 }
 
 fn end_of(entry: &KeyEntry) -> SystemTime {
-    entry.expire_at.checked_add(EXPIRY_GRACE).unwrap_or(entry.expire_at)
+    entry
+        .expire_at
+        .checked_add(EXPIRY_GRACE)
+        .unwrap_or(entry.expire_at)
 }
 
 struct Meta {
@@ -189,8 +189,11 @@ fn parse_meta(text: &str) -> anyhow::Result<Meta> {
         .and_then(serde_json::Value::as_u64)
         .and_then(|id| u8::try_from(id).ok())
         .context("key_id: missing or not 0..=255")?;
-    let (activated_at, stale_at, expire_at) =
-        (ms("activated_at_ms")?, ms("stale_at_ms")?, ms("expire_at_ms")?);
+    let (activated_at, stale_at, expire_at) = (
+        ms("activated_at_ms")?,
+        ms("stale_at_ms")?,
+        ms("expire_at_ms")?,
+    );
     if !(activated_at <= stale_at && stale_at <= expire_at) {
         anyhow::bail!("inconsistent lifetime (activated_at_ms, stale_at_ms, expire_at_ms)");
     }
@@ -255,19 +258,36 @@ mod tests {
         let now_ms = tng_cluster::key_set::millis(SystemTime::now());
         let a = ServerKey::generate(0);
         let b = ServerKey::generate(1);
-        let ha = write_key(&dir, &a, Some((now_ms, now_ms + 5_000, now_ms + 10_000, true)));
+        let ha = write_key(
+            &dir,
+            &a,
+            Some((now_ms, now_ms + 5_000, now_ms + 10_000, true)),
+        );
         let mut keys = KeyDir::load(&dir).unwrap();
         let ring = keys.ring();
-        assert_eq!(ring.client_visible().unwrap().0.public_key(), a.public_key());
+        assert_eq!(
+            ring.client_visible().unwrap().0.public_key(),
+            a.public_key()
+        );
 
         // Rotation: b arrives (advertised), a leaves.
-        write_key(&dir, &b, Some((now_ms + 5_000, now_ms + 10_000, now_ms + 15_000, true)));
+        write_key(
+            &dir,
+            &b,
+            Some((now_ms + 5_000, now_ms + 10_000, now_ms + 15_000, true)),
+        );
         std::fs::remove_file(dir.join(format!("{ha}.key"))).unwrap();
         std::fs::remove_file(dir.join(format!("{ha}.meta.json"))).unwrap();
         assert!(keys.rescan(SystemTime::now()).unwrap());
         let ring = keys.ring();
-        assert_eq!(ring.client_visible().unwrap().0.public_key(), b.public_key());
-        assert!(ring.find(a.public_key()).is_some(), "the old key is still accepted");
+        assert_eq!(
+            ring.client_visible().unwrap().0.public_key(),
+            b.public_key()
+        );
+        assert!(
+            ring.find(a.public_key()).is_some(),
+            "the old key is still accepted"
+        );
         assert_eq!(ring.find(b.public_key()).unwrap().key_id(), 1);
 
         // Past a's expiry (+ grace) it is gone.

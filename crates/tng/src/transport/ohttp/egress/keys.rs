@@ -164,7 +164,11 @@ async fn rotate(manager: Arc<KeyManager>, mut shutdown: Shutdown) {
     }
 }
 
-async fn watch_dir(manager: Arc<KeyManager>, mut dir: super::key_dir::KeyDir, mut shutdown: Shutdown) {
+async fn watch_dir(
+    manager: Arc<KeyManager>,
+    mut dir: super::key_dir::KeyDir,
+    mut shutdown: Shutdown,
+) {
     let mut failing = false;
     loop {
         tokio::select! {
