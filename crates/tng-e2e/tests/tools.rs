@@ -24,7 +24,7 @@ mod stack;
 use std::path::Path;
 
 use base64::Engine as _;
-use run::{tool, ToolOutput};
+use run::tool;
 use serde_json::{json, Value};
 use stack::*;
 use tng_e2e::*;
