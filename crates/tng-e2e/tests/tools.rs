@@ -695,7 +695,7 @@ fn bad_flags_and_files_are_named() {
         "--raw",
         r,
         "--verify",
-        "{\"policy_ids\": 3}",
+        "{\"as_addr\": \"http://127.0.0.1:1/\", \"policy_ids\": 3}",
     ])
     .failure_with(&["--verify.policy_ids: invalid type"]);
     tool(&[
@@ -727,7 +727,7 @@ fn bad_flags_and_files_are_named() {
         "--verify",
         "{\"as_addr\": \"http://127.0.0.1:1/\", \"policy_ids\": [], \"bogus\": 1}",
     ])
-    .failure_with(&["--verify.bogus"]);
+    .failure_with(&["--verify: unknown field `bogus`"]);
     let file = dir.join("a-file");
     std::fs::write(&file, "x").unwrap();
     std::fs::write(&raw, r#"{"hpke_key_config": {"expire_timestamp": 1, "encoded_key_config_list": ""}, "attestation_info": null}"#).unwrap();
