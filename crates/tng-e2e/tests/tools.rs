@@ -445,10 +445,10 @@ fn attested_round(upstream: Option<&Path>, passport: bool) {
             .unwrap()
             .to_owned();
         let (head, sig) = token.rsplit_once('.').unwrap();
-        let flipped = if sig.starts_with('A') {
-            format!("B{}", &sig[1..])
-        } else {
-            format!("A{}", &sig[1..])
+        // Another first character changes the signature's first bytes.
+        let flipped = match sig.strip_prefix('A') {
+            Some(rest) => format!("B{rest}"),
+            None => format!("A{}", &sig[1..]),
         };
         forged["attestation_info"]["attestation_result"] = format!("{head}.{flipped}").into();
         let path = dir.join("forged-token.json");

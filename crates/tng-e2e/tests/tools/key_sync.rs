@@ -257,7 +257,7 @@ fn key_sync_feeds_a_file_egress_through_rotations_with_zero_failures() {
         if resp.status != 200 || resp.body != body.as_bytes() {
             failures.push(format!("{body}: {} {}", resp.status, resp.text()));
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             file_keys
                 .entry(dumped_key(file_port))
                 .or_insert_with(Instant::now);
