@@ -22,6 +22,9 @@ const CLUSTER_ID: &str = "tng-ohttp-peer-shared";
 const READY_KEY: &str = "ready";
 const DIGEST_KEY: &str = "keys_digest";
 const ADVERTISED_KEY: &str = "advertised";
+/// `"receiver"` for a receive-only member (`tng tools key-sync`), absent otherwise.
+const ROLE_KEY: &str = "role";
+const RECEIVER_ROLE: &str = "receiver";
 
 pub struct Membership {
     handle: ChitchatHandle,
@@ -34,6 +37,7 @@ impl Membership {
         listen: SocketAddr,
         advertise: SocketAddr,
         seeds: Vec<String>,
+        receive_only: bool,
     ) -> anyhow::Result<Self> {
         // A restarted node is a new generation of the same id, so peers replace its old state.
         let generation = SystemTime::now()
@@ -58,11 +62,14 @@ impl Membership {
             extra_liveness_predicate: None,
             protocol_version: ProtocolVersion::V0,
         };
-        let initial = vec![
+        let mut initial = vec![
             (READY_KEY.to_owned(), "0".to_owned()),
             (DIGEST_KEY.to_owned(), String::new()),
             (ADVERTISED_KEY.to_owned(), String::new()),
         ];
+        if receive_only {
+            initial.push((ROLE_KEY.to_owned(), RECEIVER_ROLE.to_owned()));
+        }
         let handle = spawn_chitchat(config, initial, &UdpTransport)
             .await
             .with_context(|| format!("cannot start gossip on udp {listen}"))?;
@@ -108,6 +115,7 @@ impl Membership {
                 ready: state.get(READY_KEY) == Some("1"),
                 keys_digest: state.get(DIGEST_KEY).unwrap_or_default().to_owned(),
                 advertised: state.get(ADVERTISED_KEY).unwrap_or_default().to_owned(),
+                receive_only: state.get(ROLE_KEY) == Some(RECEIVER_ROLE),
             };
             match members.get(&*id.node_id) {
                 Some((generation, _)) if *generation > id.generation_id => {}

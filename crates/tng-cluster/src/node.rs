@@ -41,6 +41,10 @@ pub struct NodeOptions {
     pub peers_file: Option<PathBuf>,
     pub auth: PeerAuth,
     pub so_mark: Option<u32>,
+    /// A member that only receives keys (`tng tools key-sync`): it never creates or rotates
+    /// keys, gossips that it holds none (so it is never the leader and nobody asks it), and
+    /// opens no peer-channel listener, so its keys never leave it.
+    pub receive_only: bool,
 }
 
 /// Receives the ring entries and the key to advertise whenever the node recomputes them.
@@ -89,16 +93,22 @@ impl Node {
         let listen_ip = resolve_host(&options.host).await?;
         let listen = SocketAddr::new(listen_ip, options.port);
         let advertise = SocketAddr::new(advertise_ip(listen_ip, &resolved), options.port);
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on tcp {listen} (peer channel)"))?;
+        let listener = if options.receive_only {
+            None
+        } else {
+            Some(
+                TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on tcp {listen} (peer channel)"))?,
+            )
+        };
         let seeds: Vec<String> = resolved
             .iter()
             .filter(|addr| **addr != advertise)
             .map(ToString::to_string)
             .collect();
         let has_peers = !seeds.is_empty() || configured.iter().any(|p| *p != advertise.to_string());
-        let membership = Membership::start(listen, advertise, seeds).await?;
+        let membership = Membership::start(listen, advertise, seeds, options.receive_only).await?;
         let channel = Arc::new(Channel::new(options.auth, options.so_mark)?);
         let (ready, _) = watch::channel(false);
         let node = Arc::new(Node {
@@ -114,12 +124,14 @@ impl Node {
             "peer_shared: cluster node started (gossip on udp, keys on attested tcp)"
         );
 
-        let for_peers = node.clone();
-        let serve = tokio::spawn(
-            channel
-                .clone()
-                .serve(listener, Arc::new(move || for_peers.lock().keys.to_wire())),
-        );
+        let serve = listener.map(|listener| {
+            let for_peers = node.clone();
+            tokio::spawn(
+                channel
+                    .clone()
+                    .serve(listener, Arc::new(move || for_peers.lock().keys.to_wire())),
+            )
+        });
         let driver = Driver {
             node: node.clone(),
             membership,
@@ -132,12 +144,15 @@ impl Node {
             started: Instant::now(),
             asks: BTreeMap::new(),
             ever_had_members: false,
+            receive_only: options.receive_only,
         };
         let span = info_span!("peer_shared", node_id = node.node_id);
         tokio::spawn(
             async move {
                 driver.run(stop).await;
-                serve.abort();
+                if let Some(serve) = serve {
+                    serve.abort();
+                }
             }
             .instrument(span),
         );
@@ -166,6 +181,7 @@ impl Node {
                     "alive": m.alive,
                     "ready": m.ready,
                     "keys_digest": m.keys_digest,
+                    "receive_only": m.receive_only,
                 })
             })
             .collect();
@@ -209,6 +225,7 @@ struct Driver {
     asks: BTreeMap<String, Ask>,
     /// Gossip has shown at least one other member since start.
     ever_had_members: bool,
+    receive_only: bool,
 }
 
 type Fetched = (String, Result<Vec<WireKey>, ChannelError>);
@@ -244,7 +261,9 @@ impl Driver {
             log_membership_changes(&state.members, &members);
             self.ever_had_members |= !members.is_empty();
             state.keys.prune(now);
-            let self_ready = state.keys.has_active(now);
+            // A receive-only member takes no part in leadership: to every rule it is a node
+            // without keys, so it only ever pulls.
+            let self_ready = !self.receive_only && state.keys.has_active(now);
             let digest = state.keys.digest();
             let view = View {
                 self_id: &self.node.node_id,
@@ -255,7 +274,11 @@ impl Driver {
                 abandoned: self.ever_had_members && members.is_empty(),
                 members: &members,
             };
-            let plan = view.plan();
+            let mut plan = view.plan();
+            if self.receive_only {
+                plan.bootstrap = false;
+                plan.lead = false;
+            }
             if plan.bootstrap {
                 state.keys.bootstrap(self.node.rotation, now);
                 info!(
@@ -301,7 +324,9 @@ impl Driver {
             let digest = state.keys.digest();
             (ready, ready && !behind, digest, state.advertised, to_ask)
         };
-        self.publish(ready, serving, &digest, advertised, now).await;
+        let gossip_ready = ready && !self.receive_only;
+        self.publish(gossip_ready, serving, &digest, advertised, now)
+            .await;
         for member in &to_ask {
             self.ask(member, done_tx);
         }

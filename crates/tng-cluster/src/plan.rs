@@ -13,6 +13,9 @@ pub struct Member {
     pub keys_digest: String,
     /// Hex public key of the key it advertises ("" when none).
     pub advertised: String,
+    /// A receive-only member (`tng tools key-sync`): it never holds keys for others and
+    /// takes no part in starting a cold cluster.
+    pub receive_only: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -59,9 +62,14 @@ impl View<'_> {
 
     pub fn plan(&self) -> Plan {
         let live: Vec<&Member> = self.members.iter().filter(|m| m.alive).collect();
+        // Receivers neither block a cold start (their id may be the smallest) nor count as
+        // the live peer a node must see before it may start one.
+        let live_holders: Vec<&Member> = live.iter().copied().filter(|m| !m.receive_only).collect();
         let any_ready = live.iter().any(|m| m.ready);
         let bootstrap = !self.self_ready
-            && (!self.has_peers || self.abandoned || self.cold_start_is_mine(&live, any_ready));
+            && (!self.has_peers
+                || self.abandoned
+                || self.cold_start_is_mine(&live_holders, any_ready));
         let pull_from = live
             .iter()
             .filter(|m| m.ready && m.keys_digest != self.self_digest)
@@ -105,6 +113,7 @@ mod tests {
             ready,
             keys_digest: digest.into(),
             advertised: String::new(),
+            receive_only: false,
         }
     }
 
@@ -229,6 +238,24 @@ mod tests {
             ..view("n1", true, true, &[])
         };
         assert!(abandoned.plan().lead);
+    }
+
+    #[test]
+    fn a_receiver_neither_blocks_nor_enables_a_cold_start() {
+        let receiver = Member {
+            receive_only: true,
+            ..member("n0", true, false, "")
+        };
+        let members = [receiver.clone(), member("n2", true, false, "")];
+        assert!(
+            view("n1", false, true, &members).plan().bootstrap,
+            "n0 is smallest but only receives"
+        );
+        let only_receiver = [receiver];
+        assert!(
+            !view("n1", false, true, &only_receiver).plan().bootstrap,
+            "a receiver is not a live peer holding or creating keys"
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub use netfilter::{CaptureDst, EgressNetfilter, IngressNetfilter, DEFAULT_SO_MA
 pub use ohttp::{
     EgressOhttp, HeaderList, HeaderPassthrough, IngressOhttp, PathDefault, PathRewrite,
 };
-pub use ra::{AaProvider, Attest, Model, Ra, Verify, DEFAULT_REFRESH_INTERVAL};
+pub use ra::{
+    parse_attest_json, parse_verify_json, AaProvider, Attest, Model, Ra, Verify,
+    DEFAULT_REFRESH_INTERVAL,
+};
 pub use rats_tls::RatsTls;
 pub use top::{parse, Config};
 pub use trace::{TraceConfig, TraceExporter};

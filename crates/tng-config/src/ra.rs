@@ -396,3 +396,32 @@ pub(crate) fn http_url(field: &Field<'_>) -> Result<String> {
     }
     Ok(text)
 }
+
+/// Parses a standalone `verify` object (the `--verify JSON` of the command-line tools) with
+/// the same rules as inside a configuration. Errors are located under `name` (the flag), e.g.
+/// `--verify.policy_ids: missing field`.
+pub fn parse_verify_json(text: &str, name: &str) -> Result<Verify> {
+    let document = crate::json::parse_document(text).map_err(|e| relocate(e, name))?;
+    parse_verify(&Field {
+        path: name.to_owned(),
+        value: &document,
+    })
+}
+
+/// Parses a standalone `attest` object (the `--attest JSON` of the command-line tools).
+pub fn parse_attest_json(text: &str, name: &str) -> Result<Attest> {
+    let document = crate::json::parse_document(text).map_err(|e| relocate(e, name))?;
+    parse_attest(&Field {
+        path: name.to_owned(),
+        value: &document,
+    })
+}
+
+fn relocate(err: ConfigError, name: &str) -> ConfigError {
+    let path = if err.path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}.{}", err.path)
+    };
+    ConfigError::new(path, err.message)
+}

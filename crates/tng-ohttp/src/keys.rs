@@ -1,9 +1,13 @@
 //! HPKE key configurations (RFC 9458 §3) and the gateway's private keys.
 
+mod listing;
 mod pem;
 mod sender_key;
 pub(crate) mod server_key;
 
+pub use listing::{
+    aead_name, kdf_name, kem_label, kem_name, list_key_configs, suite_label, ListedKeyConfig,
+};
 pub use sender_key::SenderKey;
 pub use server_key::{KeyLoadError, ServerKey};
 

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the gateway described by a configuration.
     Launch(ConfigSource),
+    /// Operator tools: inspect an egress's OHTTP key configuration, sync cluster keys.
+    Tools(crate::tools::ToolsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -34,6 +36,10 @@ struct ConfigSource {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        Command::Tools(args) => return crate::tools::run(args, &cli.log),
+        command => Cli { command, ..cli },
+    };
     // Configuration problems are reported before logging or any socket exists, so the
     // operator sees exactly one clear line and nothing has been touched.
     let config = match load_config(&cli.command) {
@@ -111,7 +117,9 @@ fn init_logging(
 }
 
 fn load_config(command: &Command) -> Result<tng_config::Config, String> {
-    let Command::Launch(source) = command;
+    let Command::Launch(source) = command else {
+        return Err("not a launch command".into());
+    };
     let text = match (&source.config_file, &source.config_content) {
         (Some(path), None) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?,

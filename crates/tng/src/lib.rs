@@ -14,6 +14,7 @@
 //!   exit) and the control interface, and owns start-up order, readiness and shutdown;
 //!   nothing below it imports it back;
 //! - [`cli`] parses the command line, sets up logging and runs the runtime;
+//! - [`tools`] holds `tng tools` (OHTTP key-config inspection, cluster key sync);
 //! - [`control`] serves `/livez`, `/readyz` and `/status/...`;
 //! - [`attestation`] builds attesters and verifiers from the configuration;
 //! - [`http`] and [`net`] hold the HTTP and socket plumbing every side shares.
@@ -29,4 +30,5 @@ pub mod http;
 pub mod net;
 pub mod runtime;
 pub mod shutdown;
+pub mod tools;
 pub mod transport;

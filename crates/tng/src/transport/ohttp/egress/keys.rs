@@ -48,6 +48,13 @@ impl KeyManager {
                 tokio::spawn(rotate(manager.clone(), shutdown));
                 Ok(manager)
             }
+            KeySource::File { path } if path.is_dir() => {
+                let dir = super::key_dir::KeyDir::load(path)?;
+                info!(path = %path.display(), public_keys = ?dir.present_hex(), "OHTTP keys loaded from a key directory");
+                let manager = Self::new(dir.ring(), "file");
+                tokio::spawn(watch_dir(manager.clone(), dir, shutdown));
+                Ok(manager)
+            }
             KeySource::File { path } => {
                 let pem = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read OHTTP key file {}", path.display()))?;
@@ -103,6 +110,7 @@ impl KeyManager {
             peers_file: config.peers_file.clone(),
             auth,
             so_mark,
+            receive_only: false,
         };
         let node =
             tng_cluster::Node::start(options, sink, async move { shutdown.requested().await })
@@ -152,6 +160,35 @@ async fn rotate(manager: Arc<KeyManager>, mut shutdown: Shutdown) {
         tokio::select! {
             _ = shutdown.requested() => return,
             _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn watch_dir(
+    manager: Arc<KeyManager>,
+    mut dir: super::key_dir::KeyDir,
+    mut shutdown: Shutdown,
+) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tokio::time::sleep(FILE_POLL_INTERVAL) => {}
+        }
+        match dir.rescan(SystemTime::now()) {
+            Ok(changed) => {
+                failing = false;
+                if changed {
+                    info!(path = %dir.path().display(), public_keys = ?dir.present_hex(), "OHTTP key directory changed");
+                    *manager.write() = dir.ring();
+                }
+            }
+            Err(err) => {
+                if !failing {
+                    error!(path = %dir.path().display(), "cannot reload the OHTTP key directory, keeping the current keys: {err:#}");
+                }
+                failing = true;
+            }
         }
     }
 }

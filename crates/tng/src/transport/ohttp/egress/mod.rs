@@ -12,6 +12,7 @@ pub mod background_check;
 pub mod cors;
 pub mod freshness;
 pub mod key_config;
+pub mod key_dir;
 pub mod keys;
 pub mod observation;
 pub mod router;

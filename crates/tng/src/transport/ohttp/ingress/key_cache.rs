@@ -213,19 +213,25 @@ impl Server {
     }
 }
 
-async fn fetch_key_config(
+/// One key-config exchange with an egress, as the ingress performs it: the response body as
+/// received, what it parsed to, the challenge that was sent (background check) and, when
+/// verifying, the attestation result that vouches for the key. `tng tools ohttp dump` shows
+/// and saves exactly this.
+pub struct KeyConfigExchange {
+    pub raw: Bytes,
+    pub response: KeyConfigResponse,
+    pub challenge: Option<String>,
+    pub token: Option<tng_attest::VerifiedToken>,
+}
+
+/// Fetches the key config from `url` and, with a verifier, checks the egress's attestation
+/// against it. Any attestation failure is an error: no key comes back unverified.
+pub async fn exchange_key_config(
     client: &HttpClient,
     url: &str,
     verifier: Option<&tng_attest::Verifier>,
-    refresh_interval: Duration,
-) -> Result<CachedKey, TngError> {
-    let unusable = |message: String| {
-        TngError::new(
-            StatusCode::BAD_GATEWAY,
-            "CreateOHttpClientFailed",
-            format!("cannot get the OHTTP key config from {url}: {message}"),
-        )
-    };
+) -> Result<KeyConfigExchange, TngError> {
+    let unusable = |message: String| unusable_key_config(url, message);
     // Background check: the challenge comes from our own Attestation Service, so the evidence
     // the egress returns is fresh and bound to this very exchange.
     let challenge = match verifier {
@@ -279,6 +285,34 @@ async fn fetch_key_config(
         Some(v) => Some(verify_server(v, challenge.as_deref(), &parsed, url).await?),
         None => None,
     };
+    Ok(KeyConfigExchange {
+        raw: bytes,
+        response: parsed,
+        challenge,
+        token,
+    })
+}
+
+fn unusable_key_config(url: &str, message: String) -> TngError {
+    TngError::new(
+        StatusCode::BAD_GATEWAY,
+        "CreateOHttpClientFailed",
+        format!("cannot get the OHTTP key config from {url}: {message}"),
+    )
+}
+
+async fn fetch_key_config(
+    client: &HttpClient,
+    url: &str,
+    verifier: Option<&tng_attest::Verifier>,
+    refresh_interval: Duration,
+) -> Result<CachedKey, TngError> {
+    let unusable = |message: String| unusable_key_config(url, message);
+    let KeyConfigExchange {
+        response: parsed,
+        token,
+        ..
+    } = exchange_key_config(client, url, verifier).await?;
     let configs = parsed
         .hpke_key_config
         .decode()
@@ -315,7 +349,7 @@ async fn fetch_key_config(
 
 /// Checks the egress's attestation against the key config it came with. Any failure means the
 /// key is not used: no request is ever sealed to an unverified server.
-async fn verify_server(
+pub async fn verify_server(
     verifier: &tng_attest::Verifier,
     challenge: Option<&str>,
     response: &KeyConfigResponse,

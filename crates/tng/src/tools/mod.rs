@@ -1,0 +1,101 @@
+//! `tng tools`: operator tools that share the gateway's code paths.
+//!
+//! - [`ohttp`]: `dump` an egress's key configuration (and, with `--verify`, its attestation),
+//!   `verify` a saved bundle, `decode` one into derived artifacts offline;
+//! - [`key_sync`]: a receive-only member of a `peer_shared` cluster that writes the cluster's
+//!   keys to a directory for consumers that are not TNG.
+//!
+//! Flags follow upstream TNG 2.12's `tng tools`; `--json` (ours) prints a document for
+//! scripts instead of the report for a person.
+
+pub mod fs;
+pub mod key_sync;
+pub mod ohttp;
+pub mod time;
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args, Debug)]
+pub struct ToolsArgs {
+    #[command(subcommand)]
+    pub command: ToolsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ToolsCommand {
+    /// ohttp key-config tools
+    Ohttp(ohttp::OhttpArgs),
+    /// receive-only peer_shared cluster member writing the cluster's HPKE keys to a directory
+    KeySync(key_sync::KeySyncArgs),
+}
+
+/// Runs a tool; errors are printed as one `error: …` line on stderr, exit status 1.
+pub fn run(args: ToolsArgs, log: &tng_logging::LogArgs) -> ExitCode {
+    // The ohttp tools print their report on stdout, where log lines would corrupt it (and
+    // `--json` output for scripts): without a log file they log warnings to stderr only.
+    // key-sync is a daemon and logs like `tng launch`.
+    let log_errors = matches!(args.command, ToolsCommand::KeySync(_)) || log.log_file.is_some();
+    let guard = match &args.command {
+        ToolsCommand::KeySync(_) => tng_logging::init(log).map(Some),
+        ToolsCommand::Ohttp(_) if log.log_file.is_some() => tng_logging::init(log).map(Some),
+        ToolsCommand::Ohttp(_) => {
+            init_stderr_logging();
+            Ok(None)
+        }
+    };
+    let _guard = match guard {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match args.command {
+            ToolsCommand::Ohttp(args) => ohttp::run(args).await,
+            ToolsCommand::KeySync(args) => key_sync::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Without a log file the ohttp tools log to stderr already: say it once.
+            if log_errors {
+                tracing::error!("{err:#}");
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_stderr_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A JSON argument given inline (`{…}`) or as the path of a file holding it.
+pub(crate) fn json_argument(value: &str, flag: &str) -> anyhow::Result<String> {
+    if value.trim_start().starts_with('{') {
+        return Ok(value.to_owned());
+    }
+    std::fs::read_to_string(value).map_err(|e| {
+        anyhow::anyhow!("{flag}: neither a JSON object nor a readable file ({value}: {e})")
+    })
+}
