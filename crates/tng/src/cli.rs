@@ -49,15 +49,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // Exporters start tasks on the runtime, and the trace layer must be part of the
     // subscriber from the first line on.
@@ -130,4 +124,15 @@ fn load_config(command: &Command) -> Result<tng_config::Config, String> {
     let config = tng_config::parse(&text).map_err(|e| format!("invalid configuration: {e}"))?;
     crate::runtime::check_supported(&config).map_err(|e| format!("invalid configuration: {e}"))?;
     Ok(config)
+}
+
+/// The multi-threaded runtime every subcommand runs on; failing to start it is reported once.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::from(1)
+        })
 }
