@@ -17,8 +17,6 @@ mod writer;
 mod tests;
 
 use bytes::Bytes;
-use hpke::kem::X25519HkdfSha256;
-use hpke::Kem;
 
 pub use error::OhttpError;
 pub use header::RequestHeader;
@@ -27,8 +25,8 @@ use cipher::{HpkeReceiver, HpkeSender, ResponseCipher};
 use reader::ChunkReader;
 use writer::ChunkWriter;
 
-use crate::keys::server_key::{private_key, public_key};
-use crate::keys::{Aead, KeyConfig, ServerKey, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256};
+use crate::keys::{Aead, KeyConfig, SenderKey, ServerKey, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256};
+use crate::rfc9180::PrivateKey;
 
 /// Largest plaintext in one chunk (2^14), as in upstream's library.
 pub const MAX_CHUNK_PLAINTEXT: usize = 16384;
@@ -51,12 +49,22 @@ impl ClientRequest {
     }
 
     /// HPKE Auth mode: the gateway learns `sender_secret`'s public key from the metadata and
-    /// only decrypts if the request was sealed with this key (client attestation).
+    /// only decrypts if the request was sealed with this key (client attestation). Derives
+    /// the public key on every call; [`ClientRequest::new_auth_with_key`] uses the one a
+    /// [`SenderKey`] keeps.
     pub fn new_auth(
         config: &KeyConfig,
         sender_secret: &[u8; 32],
     ) -> Result<ClientRequest, OhttpError> {
         Self::new_auth_with_rng(config, sender_secret, &mut rand::rngs::OsRng)
+    }
+
+    /// HPKE Auth mode with the ingress's static key.
+    pub fn new_auth_with_key(
+        config: &KeyConfig,
+        sender: &SenderKey,
+    ) -> Result<ClientRequest, OhttpError> {
+        Self::setup(config, Some(sender.hpke_key()), &mut rand::rngs::OsRng)
     }
 
     /// [`ClientRequest::new`] with a caller-chosen RNG for the ephemeral key (deterministic
@@ -73,17 +81,13 @@ impl ClientRequest {
         sender_secret: &[u8; 32],
         rng: &mut R,
     ) -> Result<ClientRequest, OhttpError> {
-        let sk = private_key(sender_secret);
-        let pk = X25519HkdfSha256::sk_to_pk(&sk);
-        Self::setup(config, Some((sk, pk)), rng)
+        let sender = PrivateKey::from_bytes(sender_secret).map_err(OhttpError::Hpke)?;
+        Self::setup(config, Some(&sender), rng)
     }
 
     fn setup<R: rand::RngCore + rand::CryptoRng>(
         config: &KeyConfig,
-        sender: Option<(
-            crate::keys::server_key::PrivateKey,
-            crate::keys::server_key::PublicKey,
-        )>,
+        sender: Option<&PrivateKey>,
         rng: &mut R,
     ) -> Result<ClientRequest, OhttpError> {
         let aead = *config.aeads.first().ok_or(OhttpError::NoSupportedAead)?;
@@ -93,9 +97,13 @@ impl ClientRequest {
             KDF_HKDF_SHA256,
             aead.id(),
         );
-        let recipient = public_key(&config.public_key).map_err(OhttpError::Hpke)?;
-        let setup =
-            cipher::setup_sender(aead, &recipient, sender, &cipher::request_info(&ids), rng)?;
+        let setup = cipher::setup_sender(
+            aead,
+            &config.public_key,
+            sender,
+            &cipher::request_info(&ids),
+            rng,
+        )?;
         let mut header = Vec::with_capacity(RequestHeader::LEN);
         header.extend_from_slice(&ids);
         header.extend_from_slice(&setup.enc);
@@ -234,14 +242,13 @@ impl ServerRequest {
         header: &RequestHeader,
         sender_public: &[u8; 32],
     ) -> Result<ServerRequest, OhttpError> {
-        let pk = public_key(sender_public).map_err(OhttpError::Hpke)?;
-        Self::setup(key, header, Some(pk))
+        Self::setup(key, header, Some(sender_public))
     }
 
     fn setup(
         key: &ServerKey,
         header: &RequestHeader,
-        sender: Option<crate::keys::server_key::PublicKey>,
+        sender: Option<&[u8; 32]>,
     ) -> Result<ServerRequest, OhttpError> {
         if header.key_id != key.config().key_id {
             return Err(OhttpError::KeyIdMismatch);
@@ -259,7 +266,7 @@ impl ServerRequest {
             .ok_or_else(unsupported)?;
         let (ctx, response_secret) = cipher::setup_receiver(
             aead,
-            key.hpke_secret(),
+            key.hpke_key(),
             &header.enc,
             sender,
             &cipher::request_info(&header.ids()),

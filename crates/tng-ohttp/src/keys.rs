@@ -63,6 +63,13 @@ impl Aead {
     pub fn response_nonce_len(self) -> usize {
         self.key_len().max(self.nonce_len())
     }
+
+    pub(crate) fn hpke(self) -> crate::rfc9180::Aead {
+        match self {
+            Aead::Aes128Gcm => crate::rfc9180::Aead::Aes128Gcm,
+            Aead::ChaCha20Poly1305 => crate::rfc9180::Aead::ChaCha20Poly1305,
+        }
+    }
 }
 
 /// One key configuration: an X25519 public key with KDF HKDF-SHA256 and one or more AEADs.

@@ -14,6 +14,6 @@ pub mod keys;
 pub mod metadata;
 pub mod passthrough;
 pub mod path_rewrite;
+pub mod rfc9180;
 
-mod rng;
 mod varint;

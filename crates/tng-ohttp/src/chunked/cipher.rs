@@ -1,18 +1,14 @@
 //! The AEAD state behind each direction: the HPKE context for requests, and for responses an
-//! AEAD keyed from the HPKE exporter (RFC 9458 §4.4).
+//! AEAD keyed from the HPKE exporter (RFC 9458 §4.4). Both seal into and open in the chunk
+//! buffers themselves, so a chunk is never copied for its encryption.
 
-use aes_gcm::aead::{Aead as _, KeyInit, Payload};
-use hkdf::Hkdf;
-use hpke::aead::{AeadCtxR, AeadCtxS, AesGcm128, ChaCha20Poly1305};
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{OpModeR, OpModeS, Serializable};
-use sha2::Sha256;
+use aws_lc_rs::hkdf;
+use bytes::{Bytes, BytesMut};
+use zeroize::Zeroizing;
 
 use super::OhttpError;
-use crate::keys::server_key::{PrivateKey, PublicKey};
 use crate::keys::Aead;
-use crate::rng::Rng08;
+use crate::rfc9180::{self, AeadState, OutLen, PrivateKey, ReceiverMode, SenderMode, TAG_LEN};
 
 /// Info prefix of the request's HPKE context; the 7 header bytes follow a zero byte.
 pub(crate) const REQUEST_INFO_LABEL: &[u8] = b"message/bhttp chunked request";
@@ -20,11 +16,18 @@ pub(crate) const REQUEST_INFO_LABEL: &[u8] = b"message/bhttp chunked request";
 pub(crate) const RESPONSE_EXPORT_LABEL: &[u8] = b"message/bhttp chunked response";
 
 pub(crate) trait Seal {
-    fn seal(&mut self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError>;
+    /// Appends `ct ‖ tag` of `plaintext` to `out`.
+    fn seal_into(
+        &mut self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), OhttpError>;
 }
 
 pub(crate) trait Open {
-    fn open(&mut self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError>;
+    /// Opens `ct ‖ tag` where it lies and returns the plaintext part of the same buffer.
+    fn open(&mut self, ciphertext: BytesMut, aad: &[u8]) -> Result<Bytes, OhttpError>;
 }
 
 pub(crate) fn request_info(ids: &[u8; 7]) -> Vec<u8> {
@@ -35,18 +38,9 @@ pub(crate) fn request_info(ids: &[u8; 7]) -> Vec<u8> {
     info
 }
 
-type Kem = X25519HkdfSha256;
+pub(crate) struct HpkeSender(rfc9180::SenderContext);
 
-// The AES context carries its expanded key schedule (~800 bytes), hence the boxes.
-pub(crate) enum HpkeSender {
-    ChaCha(Box<AeadCtxS<ChaCha20Poly1305, HkdfSha256, Kem>>),
-    Aes(Box<AeadCtxS<AesGcm128, HkdfSha256, Kem>>),
-}
-
-pub(crate) enum HpkeReceiver {
-    ChaCha(Box<AeadCtxR<ChaCha20Poly1305, HkdfSha256, Kem>>),
-    Aes(Box<AeadCtxR<AesGcm128, HkdfSha256, Kem>>),
-}
+pub(crate) struct HpkeReceiver(rfc9180::ReceiverContext);
 
 /// What a freshly set-up sender context yields.
 pub(crate) struct SenderSetup {
@@ -56,42 +50,30 @@ pub(crate) struct SenderSetup {
     pub response_secret: Vec<u8>,
 }
 
+/// The ephemeral key is DeriveKeyPair(32 random bytes), the RFC's GenerateKeyPair, so that a
+/// seeded RNG reproduces a request byte for byte.
 pub(crate) fn setup_sender<R: rand::RngCore + rand::CryptoRng>(
     aead: Aead,
-    recipient: &PublicKey,
-    sender: Option<(PrivateKey, PublicKey)>,
+    recipient: &[u8; 32],
+    sender: Option<&PrivateKey>,
     info: &[u8],
     rng: &mut R,
 ) -> Result<SenderSetup, OhttpError> {
+    let mut ikm = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut ikm[..]);
+    let ephemeral = PrivateKey::derive(&ikm[..]).map_err(OhttpError::Hpke)?;
     let mode = match sender {
-        Some(pair) => OpModeS::Auth(pair),
-        None => OpModeS::Base,
+        Some(key) => SenderMode::Auth(key),
+        None => SenderMode::Base,
     };
-    let mut rng = Rng08(rng);
+    let (enc, ctx) = rfc9180::setup_sender(aead.hpke(), recipient, info, mode, &ephemeral)
+        .map_err(OhttpError::Hpke)?;
     let mut secret = vec![0u8; aead.response_nonce_len()];
-    let (enc, ctx) = match aead {
-        Aead::ChaCha20Poly1305 => {
-            let (enc, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
-                &mode, recipient, info, &mut rng,
-            )
-            .map_err(OhttpError::Hpke)?;
-            ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
-                .map_err(OhttpError::Hpke)?;
-            (enc, HpkeSender::ChaCha(Box::new(ctx)))
-        }
-        Aead::Aes128Gcm => {
-            let (enc, ctx) = hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, _>(
-                &mode, recipient, info, &mut rng,
-            )
-            .map_err(OhttpError::Hpke)?;
-            ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
-                .map_err(OhttpError::Hpke)?;
-            (enc, HpkeSender::Aes(Box::new(ctx)))
-        }
-    };
+    ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
+        .map_err(OhttpError::Hpke)?;
     Ok(SenderSetup {
-        ctx,
-        enc: enc.to_bytes().into(),
+        ctx: HpkeSender(ctx),
+        enc,
         response_secret: secret,
     })
 }
@@ -100,70 +82,73 @@ pub(crate) fn setup_receiver(
     aead: Aead,
     secret_key: &PrivateKey,
     enc: &[u8; 32],
-    sender: Option<PublicKey>,
+    sender: Option<&[u8; 32]>,
     info: &[u8],
 ) -> Result<(HpkeReceiver, Vec<u8>), OhttpError> {
     let mode = match sender {
-        Some(pk) => OpModeR::Auth(pk),
-        None => OpModeR::Base,
+        Some(pk) => ReceiverMode::Auth(pk),
+        None => ReceiverMode::Base,
     };
-    let encapped = <<Kem as hpke::Kem>::EncappedKey as hpke::Deserializable>::from_bytes(enc)
+    let ctx = rfc9180::setup_receiver(aead.hpke(), enc, secret_key, info, mode)
         .map_err(OhttpError::Hpke)?;
     let mut secret = vec![0u8; aead.response_nonce_len()];
-    let ctx = match aead {
-        Aead::ChaCha20Poly1305 => {
-            let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, Kem>(
-                &mode, secret_key, &encapped, info,
-            )
-            .map_err(OhttpError::Hpke)?;
-            ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
-                .map_err(OhttpError::Hpke)?;
-            HpkeReceiver::ChaCha(Box::new(ctx))
+    ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
+        .map_err(OhttpError::Hpke)?;
+    Ok((HpkeReceiver(ctx), secret))
+}
+
+/// Appends `plaintext` to `out` and encrypts it there; on failure `out` is left as it was, so
+/// no plaintext can reach the wire.
+fn seal_appending(
+    out: &mut BytesMut,
+    plaintext: &[u8],
+    seal: impl FnOnce(&mut [u8]) -> Result<[u8; TAG_LEN], rfc9180::Error>,
+) -> Result<(), OhttpError> {
+    let start = out.len();
+    out.reserve(plaintext.len() + TAG_LEN);
+    out.extend_from_slice(plaintext);
+    match seal(&mut out[start..]) {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(())
         }
-        Aead::Aes128Gcm => {
-            let ctx = hpke::setup_receiver::<AesGcm128, HkdfSha256, Kem>(
-                &mode, secret_key, &encapped, info,
-            )
-            .map_err(OhttpError::Hpke)?;
-            ctx.export(RESPONSE_EXPORT_LABEL, &mut secret)
-                .map_err(OhttpError::Hpke)?;
-            HpkeReceiver::Aes(Box::new(ctx))
+        Err(_) => {
+            out.truncate(start);
+            Err(OhttpError::Seal)
         }
-    };
-    Ok((ctx, secret))
+    }
+}
+
+fn open_in_buffer(
+    mut buf: BytesMut,
+    open: impl FnOnce(&mut [u8]) -> Result<usize, rfc9180::Error>,
+) -> Result<Bytes, OhttpError> {
+    let len = open(&mut buf[..]).map_err(|_| OhttpError::Open)?;
+    buf.truncate(len);
+    Ok(buf.freeze())
 }
 
 impl Seal for HpkeSender {
-    fn seal(&mut self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError> {
-        match self {
-            HpkeSender::ChaCha(ctx) => ctx.seal(plaintext, aad),
-            HpkeSender::Aes(ctx) => ctx.seal(plaintext, aad),
-        }
-        .map_err(|_| OhttpError::Seal)
+    fn seal_into(
+        &mut self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), OhttpError> {
+        seal_appending(out, plaintext, |buf| self.0.seal_in_place(aad, buf))
     }
 }
 
 impl Open for HpkeReceiver {
-    fn open(&mut self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError> {
-        match self {
-            HpkeReceiver::ChaCha(ctx) => ctx.open(ciphertext, aad),
-            HpkeReceiver::Aes(ctx) => ctx.open(ciphertext, aad),
-        }
-        .map_err(|_| OhttpError::Open)
+    fn open(&mut self, ciphertext: BytesMut, aad: &[u8]) -> Result<Bytes, OhttpError> {
+        open_in_buffer(ciphertext, |buf| {
+            self.0.open_in_place(aad, buf).map(|pt| pt.len())
+        })
     }
 }
 
-enum ResponseAead {
-    ChaCha(Box<chacha20poly1305::ChaCha20Poly1305>),
-    Aes(Box<aes_gcm::Aes128Gcm>),
-}
-
 /// The response AEAD with its per-chunk counter; used for both sealing and opening.
-pub(crate) struct ResponseCipher {
-    aead: ResponseAead,
-    base_nonce: [u8; 12],
-    counter: u64,
-}
+pub(crate) struct ResponseCipher(AeadState);
 
 impl ResponseCipher {
     /// `salt = enc ‖ response_nonce`, `prk = Extract(salt, secret)`,
@@ -177,65 +162,36 @@ impl ResponseCipher {
         let mut salt = Vec::with_capacity(enc.len() + response_nonce.len());
         salt.extend_from_slice(enc);
         salt.extend_from_slice(response_nonce);
-        let prk = Hkdf::<Sha256>::new(Some(&salt), secret);
-        let mut key = vec![0u8; aead.key_len()];
-        let mut base_nonce = [0u8; 12];
-        prk.expand(b"key", &mut key)
-            .and_then(|()| prk.expand(b"nonce", &mut base_nonce))
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &salt).extract(secret);
+        let mut key = Zeroizing::new([0u8; 32]);
+        let key = &mut key[..aead.key_len()];
+        let mut base_nonce = [0u8; rfc9180::NONCE_LEN];
+        prk.expand(&[b"key"], OutLen(key.len()))
+            .and_then(|okm| okm.fill(key))
+            .and_then(|()| prk.expand(&[b"nonce"], OutLen(base_nonce.len())))
+            .and_then(|okm| okm.fill(&mut base_nonce))
             .map_err(|_| OhttpError::Seal)?;
-        let aead = match aead {
-            Aead::ChaCha20Poly1305 => ResponseAead::ChaCha(Box::new(
-                chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key)
-                    .map_err(|_| OhttpError::Seal)?,
-            )),
-            Aead::Aes128Gcm => ResponseAead::Aes(Box::new(
-                aes_gcm::Aes128Gcm::new_from_slice(&key).map_err(|_| OhttpError::Seal)?,
-            )),
-        };
-        Ok(ResponseCipher {
-            aead,
-            base_nonce,
-            counter: 0,
-        })
-    }
-
-    /// `base_nonce XOR counter` (big-endian, right-aligned), then advances the counter.
-    fn next_nonce(&mut self) -> Option<[u8; 12]> {
-        let mut nonce = self.base_nonce;
-        for (n, c) in nonce[4..].iter_mut().zip(self.counter.to_be_bytes()) {
-            *n ^= c;
-        }
-        self.counter = self.counter.checked_add(1)?;
-        Some(nonce)
+        AeadState::new(aead.hpke(), key, base_nonce)
+            .map(ResponseCipher)
+            .map_err(|_| OhttpError::Seal)
     }
 }
 
 impl Seal for ResponseCipher {
-    fn seal(&mut self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError> {
-        let nonce = self.next_nonce().ok_or(OhttpError::Seal)?;
-        let payload = Payload {
-            msg: plaintext,
-            aad,
-        };
-        match &self.aead {
-            ResponseAead::ChaCha(c) => c.encrypt((&nonce).into(), payload),
-            ResponseAead::Aes(c) => c.encrypt((&nonce).into(), payload),
-        }
-        .map_err(|_| OhttpError::Seal)
+    fn seal_into(
+        &mut self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), OhttpError> {
+        seal_appending(out, plaintext, |buf| self.0.seal_in_place(aad, buf))
     }
 }
 
 impl Open for ResponseCipher {
-    fn open(&mut self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, OhttpError> {
-        let nonce = self.next_nonce().ok_or(OhttpError::Open)?;
-        let payload = Payload {
-            msg: ciphertext,
-            aad,
-        };
-        match &self.aead {
-            ResponseAead::ChaCha(c) => c.decrypt((&nonce).into(), payload),
-            ResponseAead::Aes(c) => c.decrypt((&nonce).into(), payload),
-        }
-        .map_err(|_| OhttpError::Open)
+    fn open(&mut self, ciphertext: BytesMut, aad: &[u8]) -> Result<Bytes, OhttpError> {
+        open_in_buffer(ciphertext, |buf| {
+            self.0.open_in_place(aad, buf).map(|pt| pt.len())
+        })
     }
 }

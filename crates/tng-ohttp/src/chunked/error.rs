@@ -19,7 +19,7 @@ pub enum OhttpError {
     #[error("invalid OHTTP request header: {0}")]
     InvalidHeader(String),
     #[error("HPKE error: {0}")]
-    Hpke(hpke::HpkeError),
+    Hpke(crate::rfc9180::Error),
     #[error("the final chunk was already processed")]
     Finished,
     #[error("an earlier chunk failed; the stream cannot continue")]

@@ -111,9 +111,9 @@ impl<O: Open> ChunkReader<O> {
             if let Some(at) = self.final_at.as_mut() {
                 *at -= total;
             }
-            let pt = self.opener.open(&ct, b"")?;
+            let pt = self.opener.open(ct, b"")?;
             if !pt.is_empty() {
-                return Ok(Some(Bytes::from(pt)));
+                return Ok(Some(pt));
             }
         }
         Ok(None)
@@ -145,8 +145,11 @@ impl<O: Open> ChunkReader<O> {
             // Shorter than an AEAD tag: the final chunk was cut off.
             return Err(OhttpError::Truncated);
         }
-        let pt = self.opener.open(&ct, b"final")?;
+        let pt = self.opener.open(ct, b"final")?;
         self.buf.clear();
+        if out.is_empty() {
+            return Ok(pt);
+        }
         out.extend_from_slice(&pt);
         Ok(out.freeze())
     }

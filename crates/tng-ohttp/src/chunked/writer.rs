@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::cipher::Seal;
 use super::{OhttpError, MAX_CHUNK_PLAINTEXT};
+use crate::rfc9180::TAG_LEN;
 use crate::varint;
 
 pub(crate) struct ChunkWriter<S> {
@@ -44,22 +45,31 @@ impl<S: Seal> ChunkWriter<S> {
             tail_len = MAX_CHUNK_PLAINTEXT;
         }
         let (lead, tail) = plaintext.split_at(plaintext.len() - tail_len);
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::with_capacity(framed_len(lead) + 1 + tail.len() + TAG_LEN);
         self.seal_pieces(lead, &mut out)?;
-        let ct = self.sealer.seal(tail, b"final")?;
-        out.reserve(1 + ct.len());
         out.put_u8(0);
-        out.extend_from_slice(&ct);
+        self.sealer.seal_into(tail, b"final", &mut out)?;
         Ok(out.freeze())
     }
 
     fn seal_pieces(&mut self, plaintext: &[u8], out: &mut BytesMut) -> Result<(), OhttpError> {
+        out.reserve(framed_len(plaintext));
         for piece in plaintext.chunks(MAX_CHUNK_PLAINTEXT) {
-            let ct = self.sealer.seal(piece, b"")?;
-            out.reserve(varint::encoded_len(ct.len() as u64) + ct.len());
-            varint::encode(ct.len() as u64, out);
-            out.extend_from_slice(&ct);
+            varint::encode((piece.len() + TAG_LEN) as u64, out);
+            self.sealer.seal_into(piece, b"", out)?;
         }
         Ok(())
     }
+}
+
+/// Bytes that `plaintext` takes as non-final chunks: each piece's length prefix, ciphertext
+/// and tag.
+fn framed_len(plaintext: &[u8]) -> usize {
+    plaintext
+        .chunks(MAX_CHUNK_PLAINTEXT)
+        .map(|piece| {
+            let ct = piece.len() + TAG_LEN;
+            varint::encoded_len(ct as u64) + ct
+        })
+        .sum()
 }

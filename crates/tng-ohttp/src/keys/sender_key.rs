@@ -3,41 +3,44 @@
 
 use std::fmt;
 
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Kem, Serializable};
+use super::server_key::key_setup;
+use crate::rfc9180::PrivateKey;
 
-use super::server_key::private_key;
-
+/// Keeps the public half next to the secret, so sealing a request in Auth mode costs no
+/// public-key derivation.
 #[derive(Clone)]
 pub struct SenderKey {
+    key: PrivateKey,
     secret: [u8; 32],
-    public: [u8; 32],
 }
 
 impl SenderKey {
     pub fn generate() -> SenderKey {
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-        let public = X25519HkdfSha256::sk_to_pk(&private_key(&secret))
-            .to_bytes()
-            .into();
-        SenderKey { secret, public }
+        let key = key_setup(PrivateKey::from_bytes(&secret));
+        SenderKey { key, secret }
     }
 
     pub fn public_key(&self) -> &[u8; 32] {
-        &self.public
+        self.key.public_key()
     }
 
     /// For [`crate::chunked::ClientRequest::new_auth`].
     pub fn secret(&self) -> &[u8; 32] {
         &self.secret
     }
+
+    /// For [`crate::chunked::ClientRequest::new_auth_with_key`].
+    pub(crate) fn hpke_key(&self) -> &PrivateKey {
+        &self.key
+    }
 }
 
 impl fmt::Debug for SenderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SenderKey")
-            .field("public", &hex::encode(self.public))
+            .field("public", &hex::encode(self.public_key()))
             .finish_non_exhaustive()
     }
 }

@@ -2,13 +2,8 @@
 
 use std::fmt;
 
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem, Serializable};
-
 use super::{pem, Aead, KeyConfig};
-
-pub(crate) type PrivateKey = <X25519HkdfSha256 as Kem>::PrivateKey;
-pub(crate) type PublicKey = <X25519HkdfSha256 as Kem>::PublicKey;
+use crate::rfc9180::{self, PrivateKey};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyLoadError {
@@ -35,21 +30,21 @@ pub struct ServerKey {
 }
 
 impl ServerKey {
-    /// A fresh random key offering ChaCha20-Poly1305 then AES-128-GCM, the order upstream
-    /// advertises (its ingress picks the first).
+    /// A fresh random key offering AES-128-GCM then ChaCha20-Poly1305, the order upstream
+    /// 2.12 advertises (an ingress picks the first).
     pub fn generate(key_id: u8) -> ServerKey {
-        let mut secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-        ServerKey::from_private_bytes(secret, key_id)
+        ServerKey::with_key(key_setup(PrivateKey::generate()), key_id)
     }
 
     pub fn from_private_bytes(secret: [u8; 32], key_id: u8) -> ServerKey {
-        let secret = private_key(&secret);
-        let public = X25519HkdfSha256::sk_to_pk(&secret);
+        ServerKey::with_key(key_setup(PrivateKey::from_bytes(&secret)), key_id)
+    }
+
+    fn with_key(secret: PrivateKey, key_id: u8) -> ServerKey {
         let config = KeyConfig {
             key_id,
-            public_key: public.to_bytes().into(),
-            aeads: vec![Aead::ChaCha20Poly1305, Aead::Aes128Gcm],
+            public_key: *secret.public_key(),
+            aeads: vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305],
         };
         ServerKey { secret, config }
     }
@@ -67,7 +62,11 @@ impl ServerKey {
 
     /// The PKCS#8 v1 PEM form of this key (what [`ServerKey::from_pkcs8_pem`] reads).
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyLoadError> {
-        pem::encode(&self.secret.to_bytes().into())
+        let secret = self
+            .secret
+            .to_bytes()
+            .map_err(|e| KeyLoadError::InvalidPkcs8PrivateKey(e.to_string()))?;
+        pem::encode(&secret)
     }
 
     pub fn config(&self) -> &KeyConfig {
@@ -82,7 +81,7 @@ impl ServerKey {
         self.config.key_id
     }
 
-    pub(crate) fn hpke_secret(&self) -> &PrivateKey {
+    pub(crate) fn hpke_key(&self) -> &PrivateKey {
         &self.secret
     }
 }
@@ -97,16 +96,11 @@ impl fmt::Debug for ServerKey {
     }
 }
 
-/// X25519 accepts any 32 bytes as a private key (clamping happens when it is used).
-pub(crate) fn private_key(secret: &[u8; 32]) -> PrivateKey {
-    match PrivateKey::from_bytes(secret) {
-        Ok(sk) => sk,
-        // hpke only rejects a wrong length, which the array type rules out; deriving a key
-        // from the bytes keeps this total without a panic path.
-        Err(_) => X25519HkdfSha256::derive_keypair(secret).0,
+/// AWS-LC only fails to set up an X25519 key when it cannot allocate or its RNG fails, which
+/// the standard library's allocator and `OsRng` treat as fatal too.
+pub(crate) fn key_setup(key: Result<PrivateKey, rfc9180::Error>) -> PrivateKey {
+    match key {
+        Ok(key) => key,
+        Err(e) => panic!("AWS-LC X25519 key setup failed: {e}"),
     }
-}
-
-pub(crate) fn public_key(bytes: &[u8; 32]) -> Result<PublicKey, hpke::HpkeError> {
-    PublicKey::from_bytes(bytes)
 }
