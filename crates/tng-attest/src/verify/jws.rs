@@ -1,9 +1,9 @@
 //! The JWS compact form of a token: header with its embedded JWK, the public key the JWK
-//! describes, and signature verification with `ring`.
+//! describes, and signature verification with aws-lc-rs.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -72,7 +72,7 @@ impl Curve {
     }
 }
 
-/// The key a JWK describes, in the encodings `ring` and SPKI comparison use.
+/// The key a JWK describes, in the encodings aws-lc-rs and SPKI comparison use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PublicKey {
     /// Uncompressed point `0x04 ‖ x ‖ y`, coordinates left-padded to the field size.

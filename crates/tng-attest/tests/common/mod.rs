@@ -1,4 +1,4 @@
-//! Test fixtures: a generated P-256 token-signer chain (rcgen), ES256 token signing (ring),
+//! Test fixtures: a generated P-256 token-signer chain (rcgen), ES256 token signing (aws-lc-rs),
 //! EAR/Simple claim builders, a tiny canned HTTP server and a ttrpc Attestation Agent.
 #![allow(dead_code)]
 
@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};
 
@@ -67,7 +67,7 @@ impl SignerChain {
             &leaf_key.serialize_der(),
             &SystemRandom::new(),
         )
-        .expect("ring reads rcgen's PKCS#8");
+        .expect("aws-lc-rs reads rcgen's PKCS#8");
         Self {
             ca_der: ca_cert.der().clone(),
             ca_pem: ca_cert.pem(),

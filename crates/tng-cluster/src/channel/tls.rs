@@ -17,7 +17,7 @@ pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-tng-peer-shared-attestation";
 pub const EXPORTER_LEN: usize = 32;
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 pub fn server_config() -> anyhow::Result<Arc<ServerConfig>> {

@@ -67,7 +67,7 @@ pub fn tls_config(
                 .with_context(|| format!("unusable CA certificate in {}", path.display()))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?

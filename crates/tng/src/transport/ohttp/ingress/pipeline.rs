@@ -215,7 +215,7 @@ async fn send(
             ),
             // HPKE Auth mode: the egress checks the request came from the attested key.
             Some(identity) => (
-                ClientRequest::new_auth(key, identity.key.secret()),
+                ClientRequest::new_auth_with_key(key, &identity.key),
                 metadata::ClientAuth::AttestedPublicKey(AttestedPublicKey {
                     attestation_result: identity.token.clone(),
                     pk_s: identity.key.public_key().to_vec(),
