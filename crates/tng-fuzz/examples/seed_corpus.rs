@@ -10,13 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use protobuf::Message as _;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 use tng_attest::aa::proto::{GetEvidenceResponse, GetTeeTypeResponse};
 use tng_attest::claims::{canonical_claims, client_claims, CocoEvidence};
@@ -437,7 +437,6 @@ fn signer() -> Result<(EcdsaKeyPair, Value)> {
     let key = EcdsaKeyPair::from_pkcs8(
         &ECDSA_P256_SHA256_FIXED_SIGNING,
         fixtures::AS_SIGNER_KEY_PKCS8,
-        &SystemRandom::new(),
     )
     .map_err(|e| format!("signer key: {e}"))?;
     let point = key.public_key().as_ref().to_vec();

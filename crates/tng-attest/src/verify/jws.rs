@@ -1,9 +1,9 @@
 //! The JWS compact form of a token: header with its embedded JWK, the public key the JWK
 //! describes, and signature verification with aws-lc-rs.
 
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
@@ -17,8 +19,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};
 
@@ -62,12 +62,9 @@ impl SignerChain {
             .signed_by(&leaf_key, &issuer)
             .expect("leaf cert");
 
-        let signing_key = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &leaf_key.serialize_der(),
-            &SystemRandom::new(),
-        )
-        .expect("aws-lc-rs reads rcgen's PKCS#8");
+        let signing_key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &leaf_key.serialize_der())
+                .expect("aws-lc-rs reads rcgen's PKCS#8");
         Self {
             ca_der: ca_cert.der().clone(),
             ca_pem: ca_cert.pem(),
