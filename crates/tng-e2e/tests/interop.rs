@@ -1,11 +1,12 @@
-//! Interop with the official upstream TNG binaries (PyPI `tng-sdk` 2.9.0 and 2.7.3, fetched
-//! into `target/upstream/<version>/tng` by `scripts/fetch-upstream.sh`).
+//! Interop with the official upstream TNG binaries (PyPI `tng-sdk` 2.12.0, 2.9.0 and 2.7.3,
+//! fetched into `target/upstream/<version>/tng` by `scripts/fetch-upstream.sh`).
 //!
 //! For each version, in both directions — upstream ingress → our egress, our ingress →
 //! upstream egress — with a `tng-devkit` backend and a recording TCP relay on the outer leg:
 //! GET with exact bodies, multi-MiB POST bodies (Content-Length and chunked), an 8 MiB
 //! chunked streamed response checked byte by byte, `path_rewrites` proven on the wire, and
-//! key rotation (`rotation_interval: 2`) under ~10 s of continuous requests with zero failures.
+//! key rotation (`rotation_interval: 2`) under ~10 s of continuous requests with zero failures,
+//! and the AEAD on the wire: the first one the egress offers.
 //! Upstream ↔ upstream runs as a control: it proves that these configs, waits and checks are
 //! right, so a failure in a mixed pair points at our side.
 //!
@@ -219,6 +220,7 @@ fn ingress_config(port: u16, out_port: u16) -> Value {
 
 struct Topo {
     name: String,
+    egress_peer: Peer,
     backend: Backend,
     egress: Node,
     relay: Relay,
@@ -254,6 +256,7 @@ impl Topo {
         );
         Some(Topo {
             name,
+            egress_peer: egress,
             backend,
             egress: egress_node,
             relay,
@@ -314,6 +317,14 @@ fn outer_requests(t: &Topo) -> Vec<CapturedMessage> {
     split_requests(&t.relay.upstream())
 }
 
+/// The AEAD id in a tunnel request's OHTTP header, which follows the metadata frame
+/// (`u32 length ‖ metadata`) and `key_id ‖ kem_id ‖ kdf_id`.
+fn tunnel_aead(body: &[u8]) -> u16 {
+    let meta_len = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+    let at = 4 + meta_len + 5;
+    u16::from_be_bytes([body[at], body[at + 1]])
+}
+
 fn request_line(m: &CapturedMessage) -> &str {
     m.head.split("\r\n").next().unwrap_or_default()
 }
@@ -368,6 +379,18 @@ fn check_get_and_path_rewrite(t: &Topo) {
         tunnel[0].header("content-type").as_deref(),
         Some("message/ohttp-chunked-req"),
         "{}",
+        t.name
+    );
+    // An ingress seals with the first AEAD the egress's key config offers: AES-128-GCM for
+    // ours and upstream 2.12, ChaCha20-Poly1305 for the older upstream releases.
+    let expected_aead = match t.egress_peer {
+        Peer::Ours | Peer::Upstream("2.12.0") => 0x0001,
+        Peer::Upstream(_) => 0x0003,
+    };
+    assert_eq!(
+        tunnel_aead(&tunnel[0].body),
+        expected_aead,
+        "{}: AEAD of the tunnel request",
         t.name
     );
     let up = t.relay.upstream();
@@ -717,5 +740,6 @@ macro_rules! interop_version {
     };
 }
 
+interop_version!(v2_12_0, "2.12.0");
 interop_version!(v2_9_0, "2.9.0");
 interop_version!(v2_7_3, "2.7.3");
