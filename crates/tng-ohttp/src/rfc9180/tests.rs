@@ -9,11 +9,13 @@ use super::*;
 
 const VECTORS: &str = include_str!("../../testdata/rfc9180-appendix-a.txt");
 
+/// (sequence number, aad, nonce, ct)
+type Encryption = (u64, Vec<u8>, Vec<u8>, Vec<u8>);
+
 struct Vector {
     name: String,
     fields: HashMap<String, String>,
-    /// (sequence number, aad, nonce, ct)
-    encryptions: Vec<(u64, Vec<u8>, Vec<u8>, Vec<u8>)>,
+    encryptions: Vec<Encryption>,
     /// (exporter_context, L, exported_value)
     exports: Vec<(Vec<u8>, usize, Vec<u8>)>,
 }
