@@ -144,6 +144,16 @@ impl Attester {
         Ok(as_client.attestation(&evidence, &self.policy_ids).await?)
     }
 
+    /// Converts `evidence` to a token at the own Attestation Service, without a challenge:
+    /// for evidence bound to something the peer checks itself (a rats-TLS certificate key;
+    /// upstream makes no `/challenge` call there either).
+    pub async fn convert(&self, evidence: &CocoEvidence) -> Result<String> {
+        Ok(self
+            .as_client()?
+            .attestation(evidence, &self.policy_ids)
+            .await?)
+    }
+
     fn as_client(&self) -> Result<&AsClient> {
         self.as_client
             .as_ref()
