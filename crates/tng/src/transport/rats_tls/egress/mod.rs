@@ -71,7 +71,10 @@ impl RatsTlsEgress {
             Ok(_) => return,
             Err(_) => return debug!("no byte within {FIRST_BYTE_TIMEOUT:?}; closing"),
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.security.config.clone());
+        let acceptor = match self.security.acceptor().await {
+            Ok(acceptor) => acceptor,
+            Err(err) => return warn!(egress = self.id, "{err}"),
+        };
         let deadline = self.limits.header_read_timeout;
         let tls = match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,

@@ -24,7 +24,11 @@ pub async fn attested_connection(
             .await
             .map_err(|e| OpenError(format!("cannot connect to {target}: {e}")))?;
         let _ = crate::net::set_tunnel_keepalive(&tcp);
-        tokio_rustls::TlsConnector::from(security.config.clone())
+        let connector = security
+            .connector()
+            .await
+            .map_err(|e| OpenError(format!("rats-TLS with {target}: {e}")))?;
+        connector
             .connect(security.server_name(target.host()), tcp)
             .await
             .map_err(|e| handshake_failed(target, &security.config.alpn_protocols, e))
