@@ -324,7 +324,11 @@ fn roles_both_framings(roles: Roles, passport: bool) {
     }
     if roles != Roles::NoRa && !passport {
         assert!(
-            stack.service.proc.log().contains("POST /attestation -> 200"),
+            stack
+                .service
+                .proc
+                .log()
+                .contains("POST /attestation -> 200"),
             "background check appraised nothing:\n{}",
             stack.service.proc.log_tail(20)
         );

@@ -10,8 +10,8 @@
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{alg_id, AlgorithmIdentifier, CertificateDer};
@@ -163,7 +163,10 @@ impl ParsedCert {
                 .and_then(|claims| claims.get(PUBKEY_HASH).cloned());
             if found.as_ref() != expected.get(PUBKEY_HASH) {
                 return Err(Error::BindingMismatch {
-                    expected: expected[PUBKEY_HASH].as_str().unwrap_or_default().to_owned(),
+                    expected: expected[PUBKEY_HASH]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     found: match found {
                         Some(serde_json::Value::String(s)) => s,
                         Some(other) => other.to_string(),
@@ -199,7 +202,10 @@ fn verify_self_signature(
     let unknown = || {
         Error::UnknownSignatureAlgo(format!(
             "signature {signature_oid} with a {key_oid}{} key",
-            curve.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+            curve
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
         ))
     };
     let (_, name, sig_id, key_id) = ACCEPTED

@@ -20,7 +20,9 @@ pub enum Error {
     NoEvidence,
     #[error("the evidence extension is malformed: {0}")]
     MalformedEvidence(String),
-    #[error("the evidence extension has CBOR tag {0:#x}, which this implementation does not support")]
+    #[error(
+        "the evidence extension has CBOR tag {0:#x}, which this implementation does not support"
+    )]
     UnsupportedTag(u64),
     #[error("model mismatch: the verifier expects {expected}, the certificate carries {found}")]
     ModelMismatch {

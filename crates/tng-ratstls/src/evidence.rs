@@ -49,7 +49,10 @@ impl Evidence {
         };
         let value = Value::Tag(
             tag,
-            Box::new(Value::Array(vec![Value::Bytes(payload), Value::Bytes(Vec::new())])),
+            Box::new(Value::Array(vec![
+                Value::Bytes(payload),
+                Value::Bytes(Vec::new()),
+            ])),
         );
         let mut out = Vec::new();
         ciborium::into_writer(&value, &mut out).map_err(|e| Error::Build(e.to_string()))?;
@@ -168,7 +171,11 @@ fn decode_coco(payload: &[u8]) -> Result<CocoEvidence, Error> {
         .iter()
         .find(|(id, _)| *id == hash_id)
         .map(|(_, name)| *name)
-        .ok_or_else(|| malformed(format!("aa_runtime_data_hash_algo {hash_id} is not 1, 7 or 8")))?;
+        .ok_or_else(|| {
+            malformed(format!(
+                "aa_runtime_data_hash_algo {hash_id} is not 1, 7 or 8"
+            ))
+        })?;
     let evidence = evidence.ok_or_else(|| missing("aa_evidence"))?;
     Ok(CocoEvidence {
         aa_tee_type: tee.ok_or_else(|| missing("tee_type"))?,
@@ -227,7 +234,10 @@ mod tests {
         );
         let ita = Value::Tag(
             TAG_ITA_EVIDENCE,
-            Box::new(Value::Array(vec![Value::Bytes(vec![]), Value::Bytes(vec![])])),
+            Box::new(Value::Array(vec![
+                Value::Bytes(vec![]),
+                Value::Bytes(vec![]),
+            ])),
         );
         let mut bytes = Vec::new();
         ciborium::into_writer(&ita, &mut bytes).expect("encode");
@@ -245,7 +255,10 @@ mod tests {
         ciborium::into_writer(&bad_hash, &mut inner).expect("encode");
         let outer = Value::Tag(
             TAG_COCO_EVIDENCE,
-            Box::new(Value::Array(vec![Value::Bytes(inner), Value::Bytes(vec![])])),
+            Box::new(Value::Array(vec![
+                Value::Bytes(inner),
+                Value::Bytes(vec![]),
+            ])),
         );
         let mut bytes = Vec::new();
         ciborium::into_writer(&outer, &mut bytes).expect("encode");
@@ -269,7 +282,10 @@ mod tests {
         ciborium::into_writer(&map, &mut inner).expect("encode");
         let outer = Value::Tag(
             TAG_COCO_EVIDENCE,
-            Box::new(Value::Array(vec![Value::Bytes(inner), Value::Bytes(vec![])])),
+            Box::new(Value::Array(vec![
+                Value::Bytes(inner),
+                Value::Bytes(vec![]),
+            ])),
         );
         let mut bytes = Vec::new();
         ciborium::into_writer(&outer, &mut bytes).expect("encode");

@@ -124,7 +124,11 @@ impl PeerVerifier {
         // The first waiter to finish settles the slot; the others find it settled.
         if matches!(cache.slots.get(&key), Some(Slot::Pending { id: current, .. }) if *current == id)
         {
-            match result.as_ref().ok().and_then(|v| Some((v, valid_for(v.exp)?))) {
+            match result
+                .as_ref()
+                .ok()
+                .and_then(|v| Some((v, valid_for(v.exp)?)))
+            {
                 Some((verdict, left)) => {
                     cache.slots.insert(
                         key,
@@ -166,7 +170,10 @@ impl PeerVerifier {
         };
         let verdict = Verdict {
             model: self.verifier.model(),
-            pubkey_hash: expected[PUBKEY_HASH].as_str().unwrap_or_default().to_owned(),
+            pubkey_hash: expected[PUBKEY_HASH]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             exp: token.exp,
             status: ear_status(&token),
             policy_ids: token.policy_ids.iter().cloned().collect(),

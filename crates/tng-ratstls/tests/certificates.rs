@@ -42,7 +42,10 @@ fn refusal(der: &[u8]) -> String {
 }
 
 fn upstream_evidence() -> CocoEvidence {
-    match parse(&upstream_der()).expect("upstream certificate").evidence {
+    match parse(&upstream_der())
+        .expect("upstream certificate")
+        .evidence
+    {
         Evidence::Coco(evidence) => evidence,
         other => panic!("background-check evidence expected, got {other:?}"),
     }
@@ -57,7 +60,9 @@ fn upstream_certificate_known_answers() {
     assert_eq!(cert.signature_algorithm, "ecdsa-with-SHA256");
     assert_eq!(cert.subject, "O=Inclavare Containers, CN=TNG");
     assert_eq!(
-        cert.not_after.duration_since(cert.not_before).expect("order"),
+        cert.not_after
+            .duration_since(cert.not_before)
+            .expect("order"),
         Duration::from_secs(6 * 3600)
     );
 
@@ -93,7 +98,9 @@ fn our_encoder_reproduces_the_upstream_extension() {
         .iter_extensions()
         .find(|e| e.oid.to_id_string() == "2.23.133.5.4.9")
         .expect("evidence extension");
-    let ours = Evidence::Coco(upstream_evidence()).encode().expect("encode");
+    let ours = Evidence::Coco(upstream_evidence())
+        .encode()
+        .expect("encode");
     assert_eq!(hex::encode(&ours), hex::encode(ext.value));
 }
 
