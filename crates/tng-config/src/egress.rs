@@ -23,6 +23,21 @@ pub struct Egress {
     pub rats_tls: RatsTls,
     pub ra: Ra,
     pub limits: Limits,
+    /// Our extension: what the `server` header of the egress's own answers says.
+    pub server_header: ServerHeader,
+}
+
+/// `add_egress[].server_header` (not an upstream key). The version helps an attacker pick
+/// known bugs, so it is only sent when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerHeader {
+    /// `server: tng`
+    #[default]
+    Name,
+    /// `server: tng/<version>`
+    NameVersion,
+    /// no `server` header
+    Off,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +47,7 @@ pub enum EgressMode {
 }
 
 const MODES: [&str; 2] = ["mapping", "netfilter"];
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "mapping",
     "netfilter",
     "hook",
@@ -46,6 +61,7 @@ const KEYS: [&str; 13] = [
     "attest",
     "verify",
     "limits",
+    "server_header",
 ];
 
 pub(crate) fn parse_egress(
@@ -100,6 +116,15 @@ pub(crate) fn parse_egress(
     };
     let ra = parse_ra(&mut obj, warnings)?;
     let limits = parse_limits(&mut obj, true)?;
+    let server_header = match obj.opt("server_header") {
+        None => ServerHeader::default(),
+        Some(f) => match f.str()? {
+            "name" => ServerHeader::Name,
+            "name_version" => ServerHeader::NameVersion,
+            "off" => ServerHeader::Off,
+            _ => return Err(f.err("must be \"name\", \"name_version\" or \"off\"")),
+        },
+    };
     obj.finish(&KEYS)?;
     Ok(Egress {
         id,
@@ -109,6 +134,7 @@ pub(crate) fn parse_egress(
         rats_tls,
         ra,
         limits,
+        server_header,
     })
 }
 

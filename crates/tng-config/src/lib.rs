@@ -27,7 +27,7 @@ mod trace;
 
 pub use control::{ControlInterface, Endpoint};
 pub use cors::Cors;
-pub use egress::{Egress, EgressMode};
+pub use egress::{Egress, EgressMode, ServerHeader};
 pub use error::ConfigError;
 pub use exporter::{OtlpExporter, OtlpProtocol};
 pub use filter::{EndpointFilter, HostMatcher};

@@ -34,6 +34,8 @@ pub struct Limits {
     pub response_timeout: Option<Duration>,
     /// Egress: the replay window (RFC 9458 §6.5); `None` disables replay protection.
     pub replay_window: Option<Duration>,
+    /// Egress: most requests remembered for the replay check at once.
+    pub replay_capacity: usize,
 }
 
 /// The chunked-OHTTP protocol's own ceiling: 2^14 plaintext bytes plus the AEAD tag. Upstream's
@@ -54,6 +56,7 @@ impl Default for Limits {
             body_read_timeout: Some(Duration::from_secs(60)),
             response_timeout: Some(Duration::from_secs(300)),
             replay_window: Some(Duration::from_secs(60)),
+            replay_capacity: 1 << 18,
         }
     }
 }
@@ -69,7 +72,7 @@ const COMMON: [&str; 9] = [
     "body_read_timeout",
     "response_timeout",
 ];
-const EGRESS_ONLY: [&str; 2] = ["max_metadata_bytes", "replay_window"];
+const EGRESS_ONLY: [&str; 3] = ["max_metadata_bytes", "replay_window", "replay_capacity"];
 
 /// The bounds keep values inside what the runtime can honour (hyper needs an 8 KiB read
 /// buffer; a chunk needs room for its 16-byte tag; sizes stay far from overflow).
@@ -112,6 +115,9 @@ pub(crate) fn parse_limits(obj: &mut Obj<'_>, egress: bool) -> Result<Limits> {
         }
         if let Some(f) = l.opt("replay_window") {
             limits.replay_window = optional_secs(&f)?;
+        }
+        if let Some(f) = l.opt("replay_capacity") {
+            limits.replay_capacity = range(&f, 16, 16 * 1024 * 1024)?;
         }
         let keys: Vec<&str> = COMMON.iter().chain(EGRESS_ONLY.iter()).copied().collect();
         l.finish(&keys)?;

@@ -23,6 +23,7 @@ pub mod paths;
 pub mod pattern;
 pub mod proc;
 pub mod relay;
+pub mod sealed;
 pub mod tng;
 
 pub use backend::Backend;

@@ -125,7 +125,10 @@ fn inner_dates_outside_the_window_are_refused_inside_the_tunnel() {
         assert!(text.starts_with(&expected), "{offset}: {text:?}");
     }
     r.egress
-        .wait_for_log("tunnel request refused with 400: request Date", GENEROUS);
+        .wait_for_log(
+            "tunnel request refused with 400: Date outside the replay window",
+            GENEROUS,
+        );
     assert_eq!(
         r.backend.requests(),
         0,
@@ -173,4 +176,113 @@ fn replay_window_zero_turns_the_protection_off() {
     let date = http_date("-10 min");
     let old = curl_status(&["-H", &format!("date: {date}"), "-d", "old", &r.url("/echo")]);
     assert_eq!((old.status, old.text()), (200, "old".to_string()));
+}
+
+/// Anyone who reaches the egress can fill the replay set with valid requests of their own.
+/// The flood is from 127.0.0.2, the ingress's requests from 127.0.0.1: once the set is full
+/// the flooding source is refused and the clients are still served. `FLOOD_CAPACITY`,
+/// `FLOOD_REQUESTS` and `FLOOD_THREADS` scale it up for the figures in bench/hardening.md.
+#[test]
+fn a_replay_set_flood_sheds_the_flooding_source_not_the_clients() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tng_e2e::sealed::{Inner, SealedClient};
+
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let capacity = env("FLOOD_CAPACITY", 400);
+    let flood = env("FLOOD_REQUESTS", 3000);
+    let threads = env("FLOOD_THREADS", 2);
+    let r = Recorded::start(json!({"limits": {"replay_capacity": capacity}}));
+    let client = Arc::new(SealedClient::fetch(&r.egress_addr));
+    let log_before = r.egress.log().len();
+    let (accepted, full, other) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let started = std::time::Instant::now();
+    let flooders: Vec<_> = (0..threads)
+        .map(|_| {
+            let (client, accepted, full, other) =
+                (client.clone(), accepted.clone(), full.clone(), other.clone());
+            std::thread::spawn(move || {
+                let mut conn = client.connect_from("127.0.0.2");
+                for _ in 0..flood / threads {
+                    let answer = client.send_on(&mut conn, &Inner::get("/x"));
+                    match answer.outer.status {
+                        200 => accepted.fetch_add(1, Ordering::SeqCst),
+                        503 => {
+                            assert_eq!(answer.outer.json()["code"], "ReplayCacheFull");
+                            full.fetch_add(1, Ordering::SeqCst)
+                        }
+                        _ => other.fetch_add(1, Ordering::SeqCst),
+                    };
+                    if answer.outer.header("connection") == Some("close") {
+                        conn = client.connect_from("127.0.0.2");
+                    }
+                }
+            })
+        })
+        .collect();
+    // The clients, through the ingress, once the set is full and while the flood goes on.
+    // At most 30 of them: each is remembered for the whole window, and the reserve for
+    // other sources is an eighth of the capacity.
+    while full.load(Ordering::SeqCst) == 0 && !flooders.iter().all(|f| f.is_finished()) {
+        pause(Duration::from_millis(5));
+    }
+    let (mut served, mut refused) = (0u64, Vec::new());
+    let mut during_flood = 0u64;
+    let mut conn = connect(&format!("127.0.0.1:{}", r.ingress_port));
+    while served + (refused.len() as u64) < 30 {
+        let flooding = !flooders.iter().all(|f| f.is_finished());
+        let answer = exchange(
+            &mut conn,
+            b"GET /echo HTTP/1.1\r\nhost: service\r\n\r\n",
+            GENEROUS,
+        );
+        if answer.status == 200 {
+            served += 1;
+            if flooding {
+                during_flood += 1;
+            }
+        } else {
+            refused.push((answer.status, answer.text()));
+        }
+        pause(Duration::from_millis(20));
+    }
+    for f in flooders {
+        f.join().expect("flooder");
+    }
+    let took = started.elapsed();
+    let log_bytes = r.egress.log().len() - log_before;
+    let (accepted, full, other) = (
+        accepted.load(Ordering::SeqCst),
+        full.load(Ordering::SeqCst),
+        other.load(Ordering::SeqCst),
+    );
+    println!(
+        "[replay-flood] capacity {capacity}, {flood} flood requests in {:.1} s ({:.0}/s): \
+         {accepted} accepted, {full} refused 503 ReplayCacheFull, {other} other; clients: \
+         {served} served ({during_flood} while the set was full and the flood went on), {} \
+         refused; egress log +{log_bytes} bytes",
+        took.as_secs_f64(),
+        flood as f64 / took.as_secs_f64(),
+        refused.len()
+    );
+    assert_eq!(other, 0);
+    assert!(full > 0, "the flood never filled the set");
+    assert!(accepted + 5 >= capacity, "{accepted} < {capacity}");
+    assert!(refused.is_empty(), "clients refused: {refused:?}");
+    assert_eq!(served, 30);
+    assert!(during_flood > 0, "the flood ended before any client request");
+    // One line per refusal would be ~100 bytes each; the rate limit collapses them.
+    assert!(
+        log_bytes < 64 * 1024 + 200 * full as usize / 100,
+        "egress log grew by {log_bytes} bytes for {full} refusals"
+    );
 }

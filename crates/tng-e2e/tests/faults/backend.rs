@@ -33,13 +33,16 @@ fn backend_down_is_502_connect_upstream_failed_and_recovers() {
         let (r, took) = timed_post(&t.url("/echo"), &format!("attempt {i}"));
         assert!(took < BOUND, "took {took:?}");
         let message = assert_egress_502(&r, "ConnectUpstreamFailed");
-        assert!(
-            message.contains(&format!("cannot connect to the service at {addr}")),
-            "{message}"
-        );
-        assert!(message.contains("Connection refused"), "{message}");
+        // The service's address and the cause are the egress's to log, not to send.
+        assert!(!message.contains(&addr), "{message}");
     }
-    t.egress.wait_for_log("ConnectUpstreamFailed", GENEROUS);
+    let line = t.egress.wait_for_log("ConnectUpstreamFailed", GENEROUS);
+    let log = t.egress.log();
+    assert!(
+        log.contains(&format!("cannot connect to the service at {addr}"))
+            && log.contains("Connection refused"),
+        "{line}"
+    );
     let e = settle_sockets(t.egress.proc.pid(), egress_sockets, GENEROUS);
     let i = settle_sockets(t.ingress.proc.pid(), ingress_sockets, GENEROUS);
     println!(
@@ -71,13 +74,7 @@ fn resetting_backend_is_502_once_per_request() {
         let (r, took) = timed_post(&t.url("/echo"), &format!("reset {i}"));
         assert!(took < BOUND, "took {took:?}");
         let message = assert_egress_502(&r, "HttpPlainTextForwardError");
-        assert!(
-            message.contains(&format!(
-                "forwarding to the service failed at {}",
-                service.addr()
-            )),
-            "{message}"
-        );
+        assert!(!message.contains(&service.addr()), "{message}");
         if i == 0 {
             egress_sockets = open_sockets(t.egress.proc.pid());
         }
@@ -150,7 +147,7 @@ fn slow_backend_is_504_and_its_connection_is_closed() {
         "{message}"
     );
     assert!(
-        message.contains("\"code\":\"UpstreamResponseTimeout\""),
+        message.contains("(UpstreamResponseTimeout)"),
         "{message}"
     );
     // The service would answer after 15 s; the egress must have hung up long before.
@@ -201,7 +198,7 @@ fn backend_closing_mid_response_is_logged_by_the_egress() {
 }
 
 /// The ingress relays an egress 502 as its own 502 `HttpCipherTextBadResponse` whose message
-/// carries the egress's answer with `egress_code`; returns that message.
+/// carries the egress's code `egress_code` (and nothing else of its answer); returns it.
 fn assert_egress_502(r: &RawResponse, egress_code: &str) -> String {
     let (status, code, message) = error_of(r);
     assert_eq!(
@@ -209,13 +206,9 @@ fn assert_egress_502(r: &RawResponse, egress_code: &str) -> String {
         (502, "HttpCipherTextBadResponse"),
         "{message}"
     );
-    assert!(
-        message.contains("the egress answered 502 Bad Gateway"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("\"code\":\"{egress_code}\"")),
-        "{message}"
+    assert_eq!(
+        message,
+        format!("the egress answered 502 Bad Gateway ({egress_code})")
     );
     message
 }

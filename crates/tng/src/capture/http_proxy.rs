@@ -24,10 +24,6 @@ pub struct HttpProxy {
     pub direct: HttpClient,
 }
 
-/// Headers addressed to this proxy, never to anything behind it (RFC 9110 §11.7.2, and the
-/// de-facto `Proxy-Connection`): they are removed whichever way the request goes.
-const PROXY_HEADERS: [&str; 2] = ["proxy-authorization", "proxy-connection"];
-
 /// Where a proxied request is going: `CONNECT` names it in the request target, other methods
 /// in the absolute URI or, failing that, the `Host` header.
 fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
@@ -57,8 +53,23 @@ fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
 
 impl HttpProxy {
     pub async fn handle(self: Arc<Self>, mut req: Request<RequestBody>) -> Response<Body> {
-        for name in PROXY_HEADERS {
-            req.headers_mut().remove(name);
+        // Addressed to this proxy: removed whichever way the request goes.
+        crate::http::headers::strip_proxy_scoped(req.headers_mut());
+        // One Host, valid, and the absolute-form target's authority wins over it (RFC 9112
+        // §3.2.2): the destination chosen below and the Host the service sees are the same.
+        if req.method() != Method::CONNECT {
+            let http10 = req.version() == http::Version::HTTP_10;
+            let authority = req.uri().authority().map(|a| a.as_str().to_string());
+            match crate::http::rules::effective_host(req.headers(), authority.as_deref(), !http10) {
+                Ok(Some(host)) => {
+                    req.headers_mut().insert(header::HOST, host);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    warn!("proxy request refused: {err}");
+                    return err.into_response();
+                }
+            }
         }
         let Some((host, port)) = destination(&req) else {
             return TngError::new(

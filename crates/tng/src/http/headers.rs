@@ -27,6 +27,20 @@ pub fn strip_connection_specific(headers: &mut HeaderMap) {
     }
 }
 
+/// Headers addressed to the proxy the application talks to, never to anything behind it
+/// (RFC 9110 §11.7.2, and the de-facto `Proxy-Connection`): whichever capture mode received
+/// the request, they never leave the ingress.
+pub const PROXY_SCOPED: [HeaderName; 2] = [
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+];
+
+pub fn strip_proxy_scoped(headers: &mut HeaderMap) {
+    for name in &PROXY_SCOPED {
+        headers.remove(name);
+    }
+}
+
 /// The declared `Content-Length`, if present and well-formed.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

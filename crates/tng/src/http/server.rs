@@ -43,11 +43,17 @@ pub struct ConnGuard {
     watcher: Option<Watcher>,
     limits: Arc<Limits>,
     _permit: Option<OwnedSemaphorePermit>,
+    peer: Option<SocketAddr>,
 }
 
 impl ConnGuard {
     pub fn limits(&self) -> &Arc<Limits> {
         &self.limits
+    }
+
+    /// The accepted connection's peer (`None` for a connection nested in another).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 }
 
@@ -119,6 +125,7 @@ fn nested_guard() -> ConnGuard {
         watcher: None,
         limits: Arc::new(Limits::default()),
         _permit: None,
+        peer: None,
     }
 }
 
@@ -297,6 +304,7 @@ pub async fn accept_loop_limited<F, Fut>(
                         watcher: Some(graceful.watcher()),
                         limits: limits.clone(),
                         _permit: Some(permit),
+                        peer: Some(peer),
                     };
                     let span = tracing::info_span!("conn", listener = %name, %peer);
                     tokio::spawn(on_connection(stream, peer, guard).instrument(span));

@@ -21,6 +21,8 @@ pub enum ReadError {
     Truncated,
     #[error("BHTTP: more content than its Content-Length")]
     ContentTooLong,
+    #[error("BHTTP: less content than its Content-Length")]
+    ContentTooShort,
 }
 
 /// Reads sealed chunks from `body`, opens them and yields the inner message's events.
@@ -71,7 +73,12 @@ where
         loop {
             if !self.saw_end {
                 match self.bhttp.next()? {
-                    Some(Event::End) => self.saw_end = true,
+                    Some(Event::End) => {
+                        self.saw_end = true;
+                        // Whatever the decoder holds past the end is padding: it checks that
+                        // it is all zeros (RFC 9292 §3.8) on the next call.
+                        self.bhttp.next()?;
+                    }
                     Some(event) => return Ok(Some(event)),
                     None if self.opened_final => return Err(ReadError::Truncated),
                     None => {}
@@ -85,15 +92,20 @@ where
                 return Ok(Some(Event::End));
             }
             if let Some(plaintext) = self.opener.next_chunk()? {
-                // Bytes after the end of the BHTTP message are padding (RFC 9292 §3.8).
-                if !self.saw_end {
+                // Bytes after the end of the BHTTP message are padding, which must be zeros
+                // (RFC 9292 §3.8): a message with anything else there is malformed.
+                if self.saw_end {
+                    check_padding(&plaintext)?;
+                } else {
                     self.bhttp.push(plaintext);
                 }
                 continue;
             }
             if self.body_done {
                 let last = self.opener.finish()?;
-                if !self.saw_end {
+                if self.saw_end {
+                    check_padding(&last)?;
+                } else {
                     self.bhttp.push(last);
                     self.bhttp.finish();
                 }
@@ -111,6 +123,13 @@ where
             }
         }
     }
+}
+
+fn check_padding(bytes: &[u8]) -> Result<(), ReadError> {
+    if bytes.iter().any(|b| *b != 0) {
+        return Err(ReadError::Bhttp(BhttpError::InvalidPadding));
+    }
+    Ok(())
 }
 
 /// Reads raw bytes from a body until `want` bytes are buffered (or the body ends).
@@ -143,9 +162,12 @@ where
 /// frame that completes the length is held back until the reader has verified the OHTTP final
 /// chunk: a truncated tunnel stream then fails the body instead of going unnoticed. Without a
 /// length the stream only ends at the verified end anyway. `first` is content already read.
+/// `exact` also fails a body that ends before `content_length` (requests: a response to HEAD,
+/// or a 304, declares a length it does not carry).
 pub fn plaintext_body<B, O>(
     reader: MessageReader<B, O>,
     content_length: Option<u64>,
+    exact: bool,
     first: Option<Bytes>,
     on_error: impl Fn(&ReadError) + Send + Sync + 'static,
 ) -> crate::http::body::Body
@@ -159,11 +181,13 @@ where
         reader: MessageReader<B, O>,
         first: Option<Bytes>,
         remaining: Option<u64>,
+        exact: bool,
     }
     let state = State {
         reader,
         first,
         remaining: content_length,
+        exact,
     };
     let on_error = std::sync::Arc::new(on_error);
     let stream = futures_util::stream::unfold(Some(state), move |state| {
@@ -175,18 +199,26 @@ where
                 None => s.reader.next_event().await,
             };
             let result = match event {
-                Ok(Some(Event::Data(data))) => {
-                    let last = s.remaining.is_some_and(|r| r <= data.len() as u64);
-                    s.remaining = s.remaining.map(|r| r.saturating_sub(data.len() as u64));
-                    if last {
+                Ok(Some(Event::Data(data))) => match s.remaining {
+                    // Never pass on bytes the declared length does not cover: the peer
+                    // after us would take them as the start of the next message.
+                    Some(r) if data.len() as u64 > r => Err(ReadError::ContentTooLong),
+                    Some(r) if data.len() as u64 == r => {
+                        s.remaining = Some(0);
                         verified_end(&mut s.reader)
                             .await
                             .map(|()| Frame::data(data))
-                    } else {
+                    }
+                    Some(r) => {
+                        s.remaining = Some(r - data.len() as u64);
                         Ok(Frame::data(data))
                     }
-                }
+                    None => Ok(Frame::data(data)),
+                },
                 Ok(Some(Event::Trailers(trailers))) => Ok(Frame::trailers(trailers)),
+                Ok(_) if s.exact && s.remaining.is_some_and(|r| r > 0) => {
+                    Err(ReadError::ContentTooShort)
+                }
                 Ok(_) => return None,
                 Err(err) => Err(err),
             };

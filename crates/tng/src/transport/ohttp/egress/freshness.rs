@@ -2,23 +2,30 @@
 //! own: callers pass the current wall-clock and monotonic times.
 //!
 //! Two checks, in this order:
-//! 1. **Freshness.** The inner request's `Date` (our ingress adds one to every request) must be
-//!    within `window` of our clock, either way. A request without a usable `Date` (upstream
-//!    ingresses send none) skips this check.
+//! 1. **Freshness.** The inner request's `Date` (our ingress seals a valid one on every
+//!    request) must be within `window` of our clock, either way. A request without a usable
+//!    `Date` (upstream ingresses send none) skips this check.
 //! 2. **Uniqueness.** Every accepted request's HPKE encapsulated key (`enc`, fresh random per
 //!    request for an honest client) is remembered until a replay of it could pass check 1
 //!    again, and an exact replay is refused. Without a `Date` that is `window` after acceptance,
 //!    so such requests can be replayed once the window has passed.
 //!
-//! The set is bounded by [`MAX_REMEMBERED`]. At the cap new requests are refused (503) until
-//! entries expire: forgetting an entry early would silently re-open the replay it guards.
+//! The set is bounded (`limits.replay_capacity`). Forgetting an entry early would silently
+//! re-open the replay it guards, so at the bound requests are refused (503) instead — and the
+//! refusal falls on whoever filled the set: each entry is counted against its source (the
+//! outer connection's address). Once the set is full, only sources holding less than half
+//! their fair share (the bound over the sources with entries) are admitted, into a reserve of
+//! an eighth of the bound; a flooding source is refused until its own entries expire. What
+//! remains: many sources flooding together, or a flood through the same L7 gateway as the
+//! clients (one source for all), still exhaust the set.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Most encapsulated keys remembered at once: at about 100 bytes each, ~26 MiB at worst, which
+/// The default of `limits.replay_capacity`: at about 110 bytes each, ~28 MiB at worst, which
 /// admits ~4,300 requests per second with the default 60-second window.
 pub const MAX_REMEMBERED: usize = 1 << 18;
 
@@ -28,9 +35,13 @@ pub enum Rejection {
     Stale { date: SystemTime, now: SystemTime },
     /// This `enc` was already accepted within the window.
     Replayed,
-    /// The set of remembered keys is full.
+    /// The set of remembered keys is full (for this source).
     Full,
 }
+
+/// Who sent a request, as far as the egress can tell: the outer connection's peer address
+/// (with an L7 gateway in between, the gateway's).
+pub type Source = Option<IpAddr>;
 
 pub struct ReplayGuard {
     window: Duration,
@@ -40,9 +51,11 @@ pub struct ReplayGuard {
 
 #[derive(Default)]
 struct Seen {
-    expiry: HashMap<[u8; 32], Instant>,
+    expiry: HashMap<[u8; 32], (Instant, Source)>,
     /// Expiry order; an entry whose key is no longer in `expiry` with the same instant is stale.
     queue: BinaryHeap<Reverse<(Instant, [u8; 32])>>,
+    /// Entries per source (sources with none are removed).
+    per_source: HashMap<Source, usize>,
 }
 
 impl ReplayGuard {
@@ -62,10 +75,26 @@ impl ReplayGuard {
         self.window
     }
 
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// Admits a request or says why not. `date` is the inner `Date` header's value, if any.
     /// Check and insert are one step, so two concurrent copies cannot both pass.
     pub fn admit(
         &self,
+        enc: &[u8; 32],
+        date: Option<&[u8]>,
+        now: SystemTime,
+        mono: Instant,
+    ) -> Result<(), Rejection> {
+        self.admit_from(None, enc, date, now, mono)
+    }
+
+    /// [`admit`](Self::admit), counting the entry against `source`.
+    pub fn admit_from(
+        &self,
+        source: Source,
         enc: &[u8; 32],
         date: Option<&[u8]>,
         now: SystemTime,
@@ -97,13 +126,20 @@ impl ReplayGuard {
         if seen.expiry.contains_key(enc) {
             return Err(Rejection::Replayed);
         }
-        if seen.expiry.len() >= self.cap {
-            return Err(Rejection::Full);
+        let total = seen.expiry.len();
+        if total >= self.cap {
+            let held = seen.per_source.get(&source).copied().unwrap_or(0);
+            let fair = self.cap / seen.per_source.len().max(1);
+            let reserve = self.cap / 8;
+            if total >= self.cap + reserve || held.saturating_mul(2) >= fair {
+                return Err(Rejection::Full);
+            }
         }
         // One more second: `Date` has one-second resolution and the two clocks drift apart.
         let until = mono + remember + Duration::from_secs(1);
-        seen.expiry.insert(*enc, until);
+        seen.expiry.insert(*enc, (until, source));
         seen.queue.push(Reverse((until, *enc)));
+        *seen.per_source.entry(source).or_default() += 1;
         Ok(())
     }
 
@@ -124,8 +160,15 @@ impl Seen {
                 break;
             }
             self.queue.pop();
-            if self.expiry.get(&enc) == Some(&until) {
-                self.expiry.remove(&enc);
+            if self.expiry.get(&enc).is_some_and(|(at, _)| *at == until) {
+                if let Some((_, source)) = self.expiry.remove(&enc) {
+                    if let Some(count) = self.per_source.get_mut(&source) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.per_source.remove(&source);
+                        }
+                    }
+                }
             }
         }
     }
@@ -228,6 +271,38 @@ mod tests {
             Err(Rejection::Replayed)
         );
         assert_eq!(guard.admit(&[8; 32], None, at(61), later(61)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_set_sheds_the_source_that_filled_it() {
+        let guard = ReplayGuard::with_cap(W, 16);
+        let mono = Instant::now();
+        let flooder: Source = Some("198.18.0.9".parse().unwrap());
+        let client: Source = Some("198.18.0.1".parse().unwrap());
+        let mut n = 0u8;
+        let mut next = || {
+            n += 1;
+            [n; 32]
+        };
+        for _ in 0..16 {
+            assert_eq!(guard.admit_from(flooder, &next(), None, at(0), mono), Ok(()));
+        }
+        assert_eq!(
+            guard.admit_from(flooder, &next(), None, at(0), mono),
+            Err(Rejection::Full)
+        );
+        // The reserve (16 / 8 = 2) admits a source holding less than half its fair share.
+        assert_eq!(guard.admit_from(client, &next(), None, at(0), mono), Ok(()));
+        assert_eq!(guard.admit_from(client, &next(), None, at(0), mono), Ok(()));
+        assert_eq!(
+            guard.admit_from(client, &next(), None, at(0), mono),
+            Err(Rejection::Full)
+        );
+        assert_eq!(guard.len(), 18);
+        // Everything expires; the per-source counts with it.
+        let after = mono + W + Duration::from_secs(1);
+        assert_eq!(guard.admit_from(client, &next(), None, at(60), after), Ok(()));
+        assert_eq!(guard.len(), 1);
     }
 
     #[test]

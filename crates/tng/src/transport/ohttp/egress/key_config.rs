@@ -1,6 +1,6 @@
 //! `x-tng-ohttp-api: /tng/key-config`: tells the ingress which key to encrypt to.
 
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
@@ -58,7 +58,12 @@ pub async fn serve(
         {
             Some(passport(context, attester, &hpke_key_config).await?)
         }
-        (Some(attester), Some(wanted)) => Some(attest(attester, wanted, &hpke_key_config).await?),
+        (Some(attester), Some(wanted)) => Some(
+            context
+                .evidence
+                .attest(attester, wanted, &hpke_key_config)
+                .await?,
+        ),
     };
     let response = KeyConfigResponse {
         hpke_key_config,
@@ -94,7 +99,7 @@ async fn attest(
             let evidence = attester
                 .evidence(&claims)
                 .await
-                .map_err(|e| failed(format!("cannot get evidence: {e}")))?;
+                .map_err(|e| failed("cannot get evidence".into()).with_detail(e.to_string()))?;
             let evidence = serde_json::to_value(&evidence).map_err(|e| failed(e.to_string()))?;
             Ok(AttestationInfo::BackgroundCheck {
                 evidence,
@@ -106,7 +111,9 @@ async fn attest(
             let token = attester
                 .passport_token(&claims)
                 .await
-                .map_err(|e| failed(format!("cannot get an attestation token: {e}")))?;
+                .map_err(|e| {
+                    failed("cannot get an attestation token".into()).with_detail(e.to_string())
+                })?;
             Ok(AttestationInfo::Passport {
                 attestation_result: token,
                 as_provider: Some("coco".into()),
@@ -149,7 +156,10 @@ async fn passport(
     ) {
         return Ok(info);
     }
-    let info = attest(attester, AttestationRequest::Passport, hpke_key_config).await?;
+    let info = context
+        .evidence
+        .attest(attester, AttestationRequest::Passport, hpke_key_config)
+        .await?;
     let interval = attester.refresh_interval();
     if !interval.is_zero() {
         *context
@@ -162,6 +172,120 @@ async fn passport(
         });
     }
     Ok(info)
+}
+
+/// Evidence on demand costs the Attestation Agent real work (hundreds of milliseconds of TEE
+/// quoting) for any unauthenticated key-config request. This bounds it: a few at a time, a
+/// steady rate with a small burst, and the same challenge for the same key config (a client
+/// retrying, or many asking with one challenge) answered from a short cache — the evidence is
+/// bound to exactly those claims, so it is the very evidence a fresh call would return.
+pub struct EvidenceGate {
+    permits: tokio::sync::Semaphore,
+    bucket: std::sync::Mutex<Bucket>,
+    cache: std::sync::Mutex<std::collections::VecDeque<CachedEvidence>>,
+}
+
+pub const EVIDENCE_CONCURRENCY: usize = 4;
+/// Longest a request waits for one of the permits before it is refused.
+pub const EVIDENCE_QUEUE_WAIT: Duration = Duration::from_secs(5);
+pub const EVIDENCE_RATE_PER_SEC: f64 = 10.0;
+pub const EVIDENCE_BURST: f64 = 20.0;
+const EVIDENCE_CACHE_ENTRIES: usize = 64;
+const EVIDENCE_CACHE_TTL: Duration = Duration::from_secs(30);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct CachedEvidence {
+    wanted: AttestationRequest,
+    key_config: HpkeKeyConfig,
+    until: Instant,
+    info: AttestationInfo,
+}
+
+impl Default for EvidenceGate {
+    fn default() -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(EVIDENCE_CONCURRENCY),
+            bucket: std::sync::Mutex::new(Bucket {
+                tokens: EVIDENCE_BURST,
+                at: Instant::now(),
+            }),
+            cache: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+}
+
+impl EvidenceGate {
+    async fn attest(
+        &self,
+        attester: &tng_attest::Attester,
+        wanted: AttestationRequest,
+        hpke_key_config: &HpkeKeyConfig,
+    ) -> Result<AttestationInfo, TngError> {
+        if let Some(info) = self.cached(&wanted, hpke_key_config) {
+            return Ok(info);
+        }
+        self.take_token()?;
+        let _permit = tokio::time::timeout(EVIDENCE_QUEUE_WAIT, self.permits.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| busy("too many attestations in progress; retry shortly"))?;
+        // Another request may have produced it while this one queued.
+        if let Some(info) = self.cached(&wanted, hpke_key_config) {
+            return Ok(info);
+        }
+        let info = attest(attester, wanted.clone(), hpke_key_config).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= EVIDENCE_CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        cache.push_back(CachedEvidence {
+            wanted,
+            key_config: hpke_key_config.clone(),
+            until: Instant::now() + EVIDENCE_CACHE_TTL,
+            info: info.clone(),
+        });
+        Ok(info)
+    }
+
+    fn cached(
+        &self,
+        wanted: &AttestationRequest,
+        hpke_key_config: &HpkeKeyConfig,
+    ) -> Option<AttestationInfo> {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|c| now < c.until);
+        cache
+            .iter()
+            .find(|c| &c.wanted == wanted && &c.key_config == hpke_key_config)
+            .map(|c| c.info.clone())
+    }
+
+    fn take_token(&self) -> Result<(), TngError> {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * EVIDENCE_RATE_PER_SEC;
+        bucket.tokens = (bucket.tokens + refill).min(EVIDENCE_BURST);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return Err(busy("too many attestation requests; retry shortly"));
+        }
+        bucket.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+fn busy(message: &str) -> TngError {
+    TngError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "AttestationRateLimited",
+        message,
+    )
 }
 
 fn bad_payload(message: &str) -> TngError {

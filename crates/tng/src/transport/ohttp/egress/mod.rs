@@ -42,6 +42,8 @@ pub struct OhttpEgress {
     /// The last passport answer, reused for `attest.refresh_interval` while the advertised key
     /// config is unchanged (every client may receive the same token).
     pub passport_cache: std::sync::Mutex<Option<key_config::CachedPassport>>,
+    /// Bounds the evidence produced for key-config requests.
+    pub evidence: key_config::EvidenceGate,
     pub backend: HttpClient,
     pub cors: Option<cors::CorsPolicy>,
     pub request_passthrough: HeaderPassthrough,
@@ -51,6 +53,8 @@ pub struct OhttpEgress {
     pub replay: Option<freshness::ReplayGuard>,
     /// One counted unit per tunnel request handed to the service.
     pub metrics: tng_telemetry::InstanceMetrics,
+    /// The `server` header of our own answers (`add_egress[].server_header`).
+    pub server_header: Option<http::HeaderValue>,
 }
 
 impl OhttpEgress {
@@ -95,6 +99,7 @@ impl OhttpEgress {
             attester,
             verifier,
             passport_cache: std::sync::Mutex::new(None),
+            evidence: key_config::EvidenceGate::default(),
             backend: client::build_limited(ConnectOptions { so_mark, tls: None }, &config.limits),
             cors,
             request_passthrough: crate::http::headers::passthrough(
@@ -104,7 +109,19 @@ impl OhttpEgress {
                 &ohttp.header_passthrough.response_headers,
             ),
             limits: Arc::new(config.limits.clone()),
-            replay: config.limits.replay_window.map(freshness::ReplayGuard::new),
+            replay: config
+                .limits
+                .replay_window
+                .map(|window| freshness::ReplayGuard::with_cap(window, config.limits.replay_capacity)),
+            server_header: match config.server_header {
+                tng_config::ServerHeader::Name => {
+                    Some(http::HeaderValue::from_static(crate::http::SERVER_HEADER))
+                }
+                tng_config::ServerHeader::NameVersion => Some(http::HeaderValue::from_static(
+                    crate::http::SERVER_HEADER_WITH_VERSION,
+                )),
+                tng_config::ServerHeader::Off => None,
+            },
             metrics,
         })
     }
@@ -117,9 +134,10 @@ impl OhttpEgress {
         upstream: SocketAddr,
         guard: ConnGuard,
     ) {
+        let source = guard.peer().map(|p| p.ip());
         crate::http::server::serve_connection(stream, Some(guard), move |req| {
             let egress = self.clone();
-            async move { router::route(&egress, upstream, req).await }
+            async move { router::route(&egress, upstream, source, req).await }
         })
         .await
     }

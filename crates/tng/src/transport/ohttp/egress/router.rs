@@ -12,7 +12,6 @@ use super::{background_check, key_config, tunnel, OhttpEgress};
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, Body};
 use crate::http::body_timer::RequestBody;
-use crate::http::SERVER_HEADER;
 
 const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured connection. Ensure your client connects via TNG. To bypass, update the direct_forward rules in the TNG server side configuration.";
 
@@ -20,6 +19,7 @@ const NON_TNG_MESSAGE: &str = "Access to this service requires a TNG-secured con
 pub async fn route(
     context: &OhttpEgress,
     upstream: SocketAddr,
+    source: Option<std::net::IpAddr>,
     req: Request<RequestBody>,
 ) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
@@ -30,13 +30,14 @@ pub async fn route(
                 Some(cors) => cors.preflight(&req),
                 None => relay_preflight(context, upstream, req).await,
             };
-            return response_filter(response, None, None);
+            return response_filter(context, response, None, None);
         }
         let api = match parse_api(&req) {
             Ok(api) => api,
             Err(err) => {
                 debug!("{err}");
                 return response_filter(
+                    context,
                     err.into_response(),
                     context.cors.as_ref(),
                     origin.as_ref(),
@@ -45,12 +46,12 @@ pub async fn route(
         };
         let mut response = match api {
             OhttpApi::KeyConfig => key_config::serve(context, req).await,
-            OhttpApi::Tunnel => tunnel::serve(context, upstream, req).await,
+            OhttpApi::Tunnel => tunnel::serve(context, upstream, source, req).await,
             OhttpApi::BackgroundCheckChallenge => background_check::challenge(context).await,
             OhttpApi::BackgroundCheckVerify => background_check::verify(context, req).await,
         }
         .unwrap_or_else(|err| {
-            tracing::warn!("{err}");
+            err.log();
             err.into_response()
         });
         if api == OhttpApi::KeyConfig && context.cors.is_none() {
@@ -61,13 +62,24 @@ pub async fn route(
                 HeaderValue::from_static("*"),
             );
         }
-        response_filter(response, context.cors.as_ref(), origin.as_ref())
+        response_filter(context, response, context.cors.as_ref(), origin.as_ref())
     }
     .instrument(span)
     .await
 }
 
 fn parse_api<B>(req: &Request<B>) -> Result<OhttpApi, TngError> {
+    // A gateway in between routing on another of several values would see a different API
+    // than the one we serve: refuse the ambiguity.
+    for name in [API_HEADER, header::CONTENT_TYPE.as_str()] {
+        if req.headers().get_all(name).iter().nth(1).is_some() {
+            return Err(TngError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidOhttpApiHeaderValue",
+                format!("more than one {name} header"),
+            ));
+        }
+    }
     let Some(value) = req.headers().get(API_HEADER) else {
         return Err(TngError::new(
             StatusCode::FORBIDDEN,
@@ -89,6 +101,7 @@ fn parse_api<B>(req: &Request<B>) -> Result<OhttpApi, TngError> {
 
 /// Last phase: headers every egress answer carries.
 fn response_filter(
+    context: &OhttpEgress,
     mut response: Response<Body>,
     cors: Option<&CorsPolicy>,
     origin: Option<&HeaderValue>,
@@ -96,9 +109,10 @@ fn response_filter(
     if let Some(cors) = cors {
         cors.decorate(origin, &mut response);
     }
-    response
-        .headers_mut()
-        .insert(header::SERVER, HeaderValue::from_static(SERVER_HEADER));
+    match &context.server_header {
+        Some(value) => response.headers_mut().insert(header::SERVER, value.clone()),
+        None => response.headers_mut().remove(header::SERVER),
+    };
     response
 }
 

@@ -24,14 +24,15 @@ use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
 use tng_telemetry::Outcome;
 use tracing::Instrument;
 
-use super::freshness::Rejection;
+use super::freshness::{Rejection, Source};
 use super::observation::Observation;
 use super::OhttpEgress;
 use crate::error::TngError;
 use crate::http::body::{boxed, empty, full, Body};
 use crate::http::body_timer::RequestBody;
-use crate::http::headers::{content_length, declares_body, strip_connection_specific};
+use crate::http::headers::strip_connection_specific;
 use crate::http::observed::{Counted, End, Finished};
+use crate::http::rules;
 use crate::transport::ohttp::body::reader::{
     plaintext_body, read_at_least, MessageReader, ReadError,
 };
@@ -49,6 +50,7 @@ type FailureSlot = Arc<Mutex<Option<TngError>>>;
 pub async fn serve(
     context: &OhttpEgress,
     upstream: SocketAddr,
+    source: Source,
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, TngError> {
     check_content_type(req.headers())?;
@@ -103,20 +105,21 @@ pub async fn serve(
     }
     if let Some(replay) = &context.replay {
         let date = head.headers.get(header::DATE).map(HeaderValue::as_bytes);
-        let admitted = replay.admit(
+        let admitted = replay.admit_from(
+            source,
             &enc,
             date,
             std::time::SystemTime::now(),
             std::time::Instant::now(),
         );
         if let Err(rejection) = admitted {
-            return replay_refusal(context, encoder, replay.window(), rejection);
+            return replay_refusal(context, encoder, replay, rejection);
         }
     }
     tracing::debug!(method = %head.method, path = %head.path, "tunnel request opened");
     let observed = Observation::start(context, &head);
     let failure = FailureSlot::default();
-    let backend_request = build_backend_request(
+    let built = build_backend_request(
         context,
         upstream,
         &parts.headers,
@@ -124,14 +127,26 @@ pub async fn serve(
         reader,
         failure.clone(),
     )
-    .await?;
-    let backend_request = backend_request.map(|body| {
-        boxed(Counted::new(
-            body,
-            observed.bytes_in.clone(),
-            Some(context.metrics.clone()),
-        ))
-    });
+    .await;
+    let upstream_name = upstream.to_string();
+    let backend_request = match built {
+        Ok(request) => request.map(|body| {
+            boxed(Counted::new(
+                body,
+                observed.bytes_in.clone(),
+                Some(context.metrics.clone()),
+            ))
+        }),
+        Err(NotForwarded::Inner(err)) => {
+            tracing::warn!("tunnel request refused inside the tunnel: {err}");
+            observed.finish(Some(err.status.as_u16()), Outcome::Refused, 0, &upstream_name);
+            return inner_refusal(context, encoder, err.into_response());
+        }
+        Err(NotForwarded::Outer(err)) => {
+            observed.finish(Some(err.status.as_u16()), Outcome::Error, 0, &upstream_name);
+            return Err(err);
+        }
+    };
     let forwarded = forward(context, upstream, backend_request, &failure)
         .instrument(observed.span.clone())
         .await;
@@ -139,7 +154,6 @@ pub async fn serve(
         Ok(response) => {
             let status = response.status().as_u16();
             let tx = Some(context.metrics.clone());
-            let upstream = upstream.to_string();
             let response = response.map(|body| {
                 Finished::new(body, tx, move |end, bytes_out| {
                     let outcome = match end {
@@ -147,10 +161,15 @@ pub async fn serve(
                         End::Failed => Outcome::Error,
                         End::Abandoned => Outcome::ClientClosed,
                     };
-                    observed.finish(Some(status), outcome, bytes_out, &upstream);
+                    observed.finish(Some(status), outcome, bytes_out, &upstream_name);
                 })
             });
             seal_response(context, response, encoder)
+        }
+        // The client's framing was wrong, not the tunnel: it reads why.
+        Err(err) if err.code == CONTENT_LENGTH_MISMATCH => {
+            observed.finish(Some(err.status.as_u16()), Outcome::Refused, 0, &upstream_name);
+            inner_refusal(context, encoder, err.into_response())
         }
         Err(err) => {
             let outcome = match err.code {
@@ -158,7 +177,7 @@ pub async fn serve(
                 "UpstreamResponseTimeout" => Outcome::Timeout,
                 _ => Outcome::Error,
             };
-            observed.finish(Some(err.status.as_u16()), outcome, 0, &upstream.to_string());
+            observed.finish(Some(err.status.as_u16()), outcome, 0, &upstream_name);
             Err(err)
         }
     }
@@ -192,10 +211,11 @@ fn header_too_large(why: &str) -> Response<Body> {
 fn replay_refusal(
     context: &OhttpEgress,
     encoder: ResponseEncoder,
-    window: std::time::Duration,
+    replay: &super::freshness::ReplayGuard,
     rejection: Rejection,
 ) -> Result<Response<Body>, TngError> {
     context.metrics.replay_refused();
+    let (window, capacity) = (replay.window(), replay.capacity());
     match rejection {
         Rejection::Stale { date, now } => {
             let message = format!(
@@ -204,7 +224,13 @@ fn replay_refusal(
                 window.as_secs(),
                 httpdate::fmt_http_date(now),
             );
-            tracing::warn!("tunnel request refused with 400: {}", message.trim_end());
+            // The dates are fields, not part of the message: a flood of stale requests is
+            // then one line repeated, which the log's rate limit collapses.
+            tracing::warn!(
+                date = %httpdate::fmt_http_date(date),
+                egress_time = %httpdate::fmt_http_date(now),
+                "tunnel request refused with 400: Date outside the replay window"
+            );
             let mut response = Response::new(full(message));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             let headers = response.headers_mut();
@@ -224,8 +250,9 @@ fn replay_refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "ReplayCacheFull",
             format!(
-                "too many requests within the replay window ({} remembered); retry later",
-                super::freshness::MAX_REMEMBERED
+                "too many requests from this source within the replay window ({} remembered \
+                 in all, limits.replay_capacity); retry later",
+                capacity
             ),
         )),
     }
@@ -410,11 +437,27 @@ fn bhttp_error(err: ReadError) -> TngError {
 }
 
 fn bhttp_error_ref(err: &ReadError) -> TngError {
-    TngError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "BhttpError",
-        err.to_string(),
-    )
+    // Decoder errors can quote the decrypted request (a header name, a method): log them, but
+    // answer the outer leg with what kind of failure it was only.
+    let public = match err {
+        ReadError::Body(_) => "reading the tunnel body failed",
+        ReadError::Ohttp(_) => "the encapsulated request cannot be opened",
+        ReadError::Bhttp(_) | ReadError::Truncated => {
+            "the decrypted request is not a valid binary HTTP message"
+        }
+        ReadError::ContentTooLong | ReadError::ContentTooShort => {
+            "the content does not match its Content-Length"
+        }
+    };
+    TngError::new(StatusCode::INTERNAL_SERVER_ERROR, "BhttpError", public)
+        .with_detail(err.to_string())
+}
+
+/// Why an opened request is not forwarded: a refusal the client reads inside the tunnel (its
+/// request is malformed), or a failure of the tunnel itself (answered on the outer leg).
+enum NotForwarded {
+    Inner(TngError),
+    Outer(TngError),
 }
 
 async fn build_backend_request(
@@ -424,7 +467,7 @@ async fn build_backend_request(
     head: RequestHead,
     mut reader: Reader,
     failure: FailureSlot,
-) -> Result<Request<Body>, TngError> {
+) -> Result<Request<Body>, NotForwarded> {
     let RequestHead {
         method,
         authority,
@@ -432,48 +475,99 @@ async fn build_backend_request(
         mut headers,
         ..
     } = head;
-    let has_body = declares_body(&headers);
+    // The same rules the ingress applies to plain requests, on the decrypted one: whatever
+    // reaches the service has one meaning for it.
+    if method == http::Method::CONNECT {
+        return Err(NotForwarded::Inner(TngError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "UpgradeNotSupported",
+            "CONNECT cannot be carried over OHTTP",
+        )));
+    }
+    rules::check_target(&method, &path).map_err(NotForwarded::Inner)?;
+    let framing = rules::request_framing(&headers).map_err(NotForwarded::Inner)?;
+    let host = rules::effective_host(&headers, Some(&authority), true)
+        .map_err(NotForwarded::Inner)?;
     strip_connection_specific(&mut headers);
+    headers.remove(header::CONTENT_LENGTH);
     for (name, value) in outer_headers {
         if context.request_passthrough.allows(name) {
             headers.insert(name.clone(), value.clone());
         }
     }
-    if !headers.contains_key(header::HOST) && !authority.is_empty() {
-        if let Ok(host) = HeaderValue::from_str(&authority) {
-            headers.insert(header::HOST, host);
-        }
+    if let Some(host) = host {
+        headers.insert(header::HOST, host);
     }
-    let declared_length = content_length(&headers);
-    let body = if has_body {
-        request_body(reader, None, declared_length, failure)
-    } else {
-        // No framing header: HTTP/2 clients may still send a body. Look at the next event,
-        // which for a body-less request is already in the first chunk.
-        match reader.next_event().await.map_err(bhttp_error)? {
-            Some(Event::Data(first)) => request_body(reader, Some(first), declared_length, failure),
-            _ => empty(),
+    let declared_length = match framing {
+        rules::Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    // The first event says whether there is content at all (for a body-less request it is in
+    // the first chunk already), so a Content-Length the content contradicts is refused before
+    // anything reaches the service. Later contradictions fail the body mid-way (see
+    // `request_body`): the service never sees a complete request.
+    let first = match reader.next_event().await {
+        Ok(Some(Event::Data(first))) => Some(first),
+        Ok(_) => None,
+        Err(err) => return Err(NotForwarded::Outer(read_error(err))),
+    };
+    let body = match (first, declared_length) {
+        (Some(first), Some(n)) if first.len() as u64 > n => {
+            return Err(NotForwarded::Inner(content_length_mismatch(
+                "the content is longer than its Content-Length",
+            )))
+        }
+        (None, Some(n)) if n > 0 => {
+            return Err(NotForwarded::Inner(content_length_mismatch(
+                "the content is shorter than its Content-Length",
+            )))
+        }
+        (None, Some(_)) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            empty()
+        }
+        (None, None) => empty(),
+        (Some(first), Some(n)) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            request_body(reader, Some(first), Some(n), failure)
+        }
+        (Some(first), None) => {
+            // Content of unknown length is sent chunked whatever the method: left to itself
+            // the client library would send a GET or HEAD as body-less and drop the content
+            // (RFC 9110 §9.3.1 gives such content no meaning, but it is the client's to send).
+            headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            request_body(reader, Some(first), None, failure)
         }
     };
-    let path = if path.starts_with('/') {
-        path
-    } else {
-        "/".to_string()
-    };
-    let uri = format!("http://{upstream}{path}")
-        .parse::<http::Uri>()
-        .map_err(|e| {
-            TngError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidHttpRequest",
-                format!("invalid request path: {e}"),
-            )
-        })?;
+    let path_and_query = http::uri::PathAndQuery::try_from(path.as_str()).map_err(|_| {
+        NotForwarded::Inner(TngError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestTarget",
+            "the request target contains characters not allowed in a URI",
+        ))
+    })?;
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = http::uri::Authority::try_from(upstream.to_string().as_str()).ok();
+    uri.path_and_query = Some(path_and_query);
+    let uri = http::Uri::from_parts(uri).map_err(|e| {
+        NotForwarded::Outer(TngError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("cannot build the request to the service: {e}"),
+        ))
+    })?;
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+pub const CONTENT_LENGTH_MISMATCH: &str = "ContentLengthMismatch";
+
+fn content_length_mismatch(why: &str) -> TngError {
+    TngError::new(StatusCode::BAD_REQUEST, CONTENT_LENGTH_MISMATCH, why)
 }
 
 /// The decrypted request body, streamed to the service as it is opened.
@@ -483,7 +577,7 @@ fn request_body(
     content_length: Option<u64>,
     failure: FailureSlot,
 ) -> Body {
-    plaintext_body(reader, content_length, first, move |err| {
+    plaintext_body(reader, content_length, true, first, move |err| {
         tracing::warn!("tunnel request body failed: {err}");
         if let Ok(mut slot) = failure.lock() {
             *slot = Some(match err {
@@ -496,6 +590,12 @@ fn request_body(
                     }
                     .to_string(),
                 ),
+                ReadError::ContentTooLong => {
+                    content_length_mismatch("the content is longer than its Content-Length")
+                }
+                ReadError::ContentTooShort => {
+                    content_length_mismatch("the content is shorter than its Content-Length")
+                }
                 err => bhttp_error_ref(err),
             });
         }
@@ -517,10 +617,11 @@ async fn forward(
                     StatusCode::GATEWAY_TIMEOUT,
                     "UpstreamResponseTimeout",
                     format!(
-                        "the service at {upstream} sent no response within {}s (limits.response_timeout)",
+                        "the service sent no response within {}s (limits.response_timeout)",
                         limit.as_secs()
                     ),
-                ))
+                )
+                .with_detail(format!("service {upstream}")))
             }
         },
         None => sent.await,
@@ -539,13 +640,15 @@ async fn forward(
                     "forwarding to the service failed",
                 )
             };
-            let mut message = format!("{what} at {upstream}: {err}");
+            // The service's address and the causes stay in the log: the outer leg is read
+            // by whoever sits on it.
+            let mut detail = format!("{what} at {upstream}: {err}");
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
+                detail.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            Err(TngError::new(StatusCode::BAD_GATEWAY, code, message))
+            Err(TngError::new(StatusCode::BAD_GATEWAY, code, what).with_detail(detail))
         }
     }
 }

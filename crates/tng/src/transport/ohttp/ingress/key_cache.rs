@@ -1,11 +1,23 @@
-//! The ingress's view of each egress: the key config fetched from one base URL, refreshed
-//! before the egress stops accepting it, and refetched at once when the egress says 422.
+//! The ingress's view of each egress, cached by egress identity: the endpoint the outer
+//! connection goes to (scheme and authority) and the key configuration's public key. A rewritten
+//! outer path does not make a new egress: every path of one endpoint uses the key last fetched
+//! there until the egress behind that path refuses it (422), and only then is the key fetched
+//! (and attested) through that path. So with `path_rewrites` producing thousands of prefixes
+//! the ingress still fetches and attests once per egress key, and everything is bounded:
+//! endpoints, keys per endpoint, remembered paths per endpoint.
+//!
+//! Fetches are single-flight per outer URL, run in their own task under a deadline, and their
+//! outcome (key or error) answers every request waiting for it at once. A failure is remembered
+//! for a short, growing while (back-off) so a hanging or failing egress or Attestation Service
+//! costs one attempt at a time, not one per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode};
 use tng_ohttp::api::{
@@ -26,6 +38,19 @@ const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 pub const USER_AGENT: &str = concat!("tng/", env!("CARGO_PKG_VERSION"));
 
+/// Longest a key fetch (our own attestation, the key config, the egress's attestation) may
+/// take; `limits.response_timeout` shortens it.
+pub const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Endpoints (scheme + authority) remembered; the least recently used one is forgotten.
+pub const MAX_ENDPOINTS: usize = 256;
+/// Keys remembered per endpoint (one per egress key an L7 gateway routes paths to).
+pub const MAX_KEYS_PER_ENDPOINT: usize = 8;
+/// Outer paths per endpoint whose key is remembered; other paths use the newest key.
+pub const MAX_PATHS_PER_ENDPOINT: usize = 1024;
+/// How long a failed fetch answers for the next ones: doubles per failure in a row.
+pub const FAILURE_BACKOFF_MIN: Duration = Duration::from_millis(500);
+pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
 /// This ingress's attested identity (client attestation), sent with every sealed request.
 pub struct ClientIdentity {
     pub key: SenderKey,
@@ -44,12 +69,96 @@ pub struct CachedKey {
     expires_at: Instant,
 }
 
-/// One egress base URL.
+type Flight = Shared<BoxFuture<'static, Result<CachedKey, TngError>>>;
+
+/// A small map that forgets its least recently used entry beyond `cap`. Eviction scans the
+/// map, which is fine at these sizes (it only happens when a new entry arrives at the cap).
+struct Bounded<K, V> {
+    cap: usize,
+    tick: u64,
+    map: HashMap<K, (u64, V)>,
+}
+
+impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            tick: 0,
+            map: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, key: &K) -> Option<&V> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(key).map(|(used, v)| {
+            *used = tick;
+            &*v
+        })
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        self.tick += 1;
+        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
+            if let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.map.remove(&oldest);
+            }
+        }
+        self.map.insert(key, (self.tick, value));
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        self.map.remove(key).map(|(_, v)| v)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.map.values().map(|(_, v)| v)
+    }
+}
+
+/// What the egress behind one outer path last said about our keys.
+#[derive(Clone, Copy)]
+enum PathKey {
+    /// It accepts this key.
+    Accepts([u8; 32]),
+    /// It refused the key it was sent (422): fetch through this path before sending again.
+    Refused,
+}
+
+struct Failure {
+    error: TngError,
+    until: Instant,
+    streak: u32,
+}
+
+struct EndpointState {
+    /// Newest first.
+    keys: Vec<CachedKey>,
+    paths: Bounded<String, PathKey>,
+    /// Fetches in flight, by outer URL (removed when they finish, so bounded by concurrency).
+    flights: HashMap<String, Flight>,
+    failures: Bounded<String, Failure>,
+}
+
+/// One egress endpoint: scheme and authority of the outer connection.
+pub struct Endpoint {
+    pub origin: String,
+    state: Mutex<EndpointState>,
+}
+
+/// The egress a request goes to: its endpoint and the outer URL (with the rewritten path).
 pub struct Server {
     pub url: String,
-    current: RwLock<Option<CachedKey>>,
-    /// Serialises fetches so a burst of requests (or of 422s) causes one fetch.
-    fetching: Arc<tokio::sync::Mutex<()>>,
+    endpoint: Arc<Endpoint>,
 }
 
 pub struct KeyCache {
@@ -61,7 +170,25 @@ pub struct KeyCache {
     /// Upper bound on how long a key (and the attestations behind it) is reused; zero means
     /// every request fetches and attests afresh.
     refresh_interval: Duration,
-    servers: Mutex<HashMap<String, Arc<Server>>>,
+    /// Deadline of one fetch, attestation included.
+    deadline: Duration,
+    endpoints: Mutex<Bounded<String, Arc<Endpoint>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `scheme://authority/` of an outer URL.
+fn origin_of(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}/",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or("", |a| a.as_str())
+        ),
+        Err(_) => url.to_string(),
+    }
 }
 
 impl KeyCache {
@@ -69,6 +196,7 @@ impl KeyCache {
         client: HttpClient,
         verifier: Option<Arc<tng_attest::Verifier>>,
         attester: Option<Arc<tng_attest::Attester>>,
+        response_timeout: Option<Duration>,
     ) -> Self {
         let refresh_interval = attester
             .as_ref()
@@ -78,7 +206,8 @@ impl KeyCache {
             verifier,
             attester,
             refresh_interval,
-            servers: Mutex::new(HashMap::new()),
+            deadline: response_timeout.map_or(KEY_FETCH_TIMEOUT, |t| t.min(KEY_FETCH_TIMEOUT)),
+            endpoints: Mutex::new(Bounded::new(MAX_ENDPOINTS)),
         }
     }
 
@@ -87,77 +216,131 @@ impl KeyCache {
         self.verifier.is_some()
     }
 
-    pub fn server(&self, url: &str) -> Arc<Server> {
-        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        servers
-            .entry(url.to_string())
-            .or_insert_with(|| {
-                Arc::new(Server {
-                    url: url.to_string(),
-                    current: RwLock::new(None),
-                    fetching: Arc::new(tokio::sync::Mutex::new(())),
-                })
-            })
-            .clone()
+    pub fn server(&self, url: &str) -> Server {
+        let origin = origin_of(url);
+        let mut endpoints = lock(&self.endpoints);
+        let endpoint = match endpoints.get(&origin) {
+            Some(endpoint) => endpoint.clone(),
+            None => {
+                let endpoint = Arc::new(Endpoint {
+                    origin: origin.clone(),
+                    state: Mutex::new(EndpointState {
+                        keys: Vec::new(),
+                        paths: Bounded::new(MAX_PATHS_PER_ENDPOINT),
+                        flights: HashMap::new(),
+                        failures: Bounded::new(MAX_PATHS_PER_ENDPOINT),
+                    }),
+                });
+                endpoints.insert(origin, endpoint.clone());
+                endpoint
+            }
+        };
+        Server {
+            url: url.to_string(),
+            endpoint,
+        }
     }
 
     /// The key to encrypt to, fetching or refreshing it as needed.
-    pub async fn key(self: &Arc<Self>, server: &Arc<Server>) -> Result<CachedKey, TngError> {
+    pub async fn key(self: &Arc<Self>, server: &Server) -> Result<CachedKey, TngError> {
         if self.refresh_interval.is_zero() {
             // `refresh_interval: 0`: no reuse at all, as upstream.
-            return self.fetch(server).await;
+            return self.fetch_within_deadline(&server.url).await;
         }
         let now = Instant::now();
-        if let Some(cached) = server.cached() {
-            if now < cached.refresh_at {
-                return Ok(cached);
-            }
-            if now < cached.expires_at {
-                // Still valid: answer now, refresh in the background (once).
-                if let Ok(guard) = server.fetching.clone().try_lock_owned() {
-                    let cache = self.clone();
-                    let server = server.clone();
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        if let Err(err) = cache.fetch(&server).await {
-                            warn!(url = %server.url, "key config refresh failed, keeping the current key: {err}");
-                        }
-                    });
+        let flight = {
+            let mut state = lock(&server.endpoint.state);
+            if let Some(cached) = state.pick(&server.url, now) {
+                let refreshing = state.flights.contains_key(&server.url)
+                    || state.backing_off(&server.url, now).is_some();
+                if now >= cached.refresh_at && !refreshing {
+                    // Still valid: answer now, refresh in the background (once); nobody waits.
+                    let _ = self.start_flight(&mut state, server, true);
                 }
                 return Ok(cached);
             }
+            if let Some(err) = state.backing_off(&server.url, now) {
+                return Err(err);
+            }
+            match state.flights.get(&server.url) {
+                Some(flight) => flight.clone(),
+                None => self.start_flight(&mut state, server, false),
+            }
+        };
+        flight.await
+    }
+
+    /// Runs one fetch in its own task (so a client that gives up does not cancel it for the
+    /// others) and records its outcome before any waiter sees it.
+    fn start_flight(
+        self: &Arc<Self>,
+        state: &mut EndpointState,
+        server: &Server,
+        background: bool,
+    ) -> Flight {
+        let cache = self.clone();
+        let endpoint = server.endpoint.clone();
+        let url = server.url.clone();
+        let task = tokio::spawn(async move {
+            let result = cache.fetch_within_deadline(&url).await;
+            endpoint.finish(&url, &result, background);
+            result
+        });
+        let flight = async move {
+            task.await.unwrap_or_else(|err| {
+                Err(TngError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "CreateOHttpClientFailed",
+                    format!("the key config fetch failed: {err}"),
+                ))
+            })
         }
-        let _guard = server.fetching.lock().await;
-        if let Some(cached) = server.cached() {
-            if Instant::now() < cached.refresh_at {
-                return Ok(cached);
+        .boxed()
+        .shared();
+        state.flights.insert(server.url.clone(), flight.clone());
+        flight
+    }
+
+    async fn fetch_within_deadline(&self, url: &str) -> Result<CachedKey, TngError> {
+        match tokio::time::timeout(self.deadline, self.fetch(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(TngError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "KeyConfigTimeout",
+                format!(
+                    "no usable key configuration from {url} within {}s (key-config fetch and \
+                     attestation; limits.response_timeout)",
+                    self.deadline.as_secs_f64()
+                ),
+            )),
+        }
+    }
+
+    /// The egress behind `server` refused `config` (422): the next request through this path
+    /// fetches first. A key this path had accepted before is dropped for the whole endpoint
+    /// (that egress rotated it away); a key it was only tried with stays for other paths.
+    pub fn invalidate(&self, server: &Server, config: &KeyConfig) {
+        let mut state = lock(&server.endpoint.state);
+        let pk = config.public_key;
+        if let Some(PathKey::Accepts(accepted)) = state.paths.get(&server.url).copied() {
+            if accepted == pk {
+                state.keys.retain(|k| k.config.public_key != pk);
             }
         }
-        self.fetch(server).await
+        state.paths.insert(server.url.clone(), PathKey::Refused);
     }
 
-    /// Forgets `config` if it is still the current key (the egress rejected it).
-    pub fn invalidate(&self, server: &Server, config: &KeyConfig) {
-        let mut current = server.current.write().unwrap_or_else(|e| e.into_inner());
-        if current
-            .as_ref()
-            .is_some_and(|c| c.config.public_key == config.public_key)
-        {
-            *current = None;
-        }
-    }
-
-    async fn fetch(&self, server: &Server) -> Result<CachedKey, TngError> {
+    async fn fetch(&self, url: &str) -> Result<CachedKey, TngError> {
         // Upstream's order: our own attestation first, then the server's key config.
         let client = match &self.attester {
             Some(attester) => Some(Arc::new(
-                client_identity(&self.client, &server.url, attester).await?,
+                client_identity(&self.client, url, attester).await?,
             )),
             None => None,
         };
         let mut fetched = fetch_key_config(
             &self.client,
-            &server.url,
+            url,
             self.verifier.as_deref(),
             self.refresh_interval,
         )
@@ -173,27 +356,23 @@ impl KeyCache {
             }
         }
         fetched.client = client;
-        let previous = server.cached();
-        if previous
-            .as_ref()
-            .is_none_or(|p| p.config.public_key != fetched.config.public_key)
-        {
-            info!(url = %server.url, public_key = %hex::encode(fetched.config.public_key), "using egress key");
-        }
-        let result = fetched.clone();
-        *server.current.write().unwrap_or_else(|e| e.into_inner()) = Some(fetched);
-        Ok(result)
+        Ok(fetched)
     }
 
     pub fn status_json(&self) -> serde_json::Value {
-        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        let list: Vec<_> = servers
+        let endpoints = lock(&self.endpoints);
+        let list: Vec<_> = endpoints
             .values()
-            .map(|s| {
-                let mut entry = serde_json::json!({ "url": s.url });
-                if let Some(cached) = s.cached() {
-                    entry["server_public_key"] = hex::encode(cached.config.public_key).into();
-                    if let Some(token) = &cached.attestation {
+            .map(|e| {
+                let state = lock(&e.state);
+                let mut entry = serde_json::json!({
+                    "url": e.origin,
+                    "paths": state.paths.len(),
+                    "keys": state.keys.iter().map(|k| hex::encode(k.config.public_key)).collect::<Vec<_>>(),
+                });
+                if let Some(newest) = state.keys.first() {
+                    entry["server_public_key"] = hex::encode(newest.config.public_key).into();
+                    if let Some(token) = &newest.attestation {
                         entry["server_attestation"] = token.clone().into();
                     }
                 }
@@ -204,12 +383,71 @@ impl KeyCache {
     }
 }
 
-impl Server {
-    fn cached(&self) -> Option<CachedKey> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+impl EndpointState {
+    /// The key for `url`: the one its egress accepts, else the endpoint's newest; none when
+    /// that egress refused the key we have (or nothing is cached).
+    fn pick(&mut self, url: &str, now: Instant) -> Option<CachedKey> {
+        let usable = |k: &&CachedKey| now < k.expires_at;
+        match self.paths.get(&url.to_string()).copied() {
+            Some(PathKey::Refused) => None,
+            Some(PathKey::Accepts(pk)) => self
+                .keys
+                .iter()
+                .filter(usable)
+                .find(|k| k.config.public_key == pk)
+                .or_else(|| self.keys.iter().find(usable))
+                .cloned(),
+            None => self.keys.iter().find(usable).cloned(),
+        }
+    }
+
+    fn backing_off(&mut self, url: &str, now: Instant) -> Option<TngError> {
+        self.failures
+            .get(&url.to_string())
+            .filter(|f| now < f.until)
+            .map(|f| f.error.clone())
+    }
+}
+
+impl Endpoint {
+    fn finish(&self, url: &str, result: &Result<CachedKey, TngError>, background: bool) {
+        let mut state = lock(&self.state);
+        state.flights.remove(url);
+        match result {
+            Ok(fetched) => {
+                state.failures.remove(&url.to_string());
+                let pk = fetched.config.public_key;
+                let known = state.keys.iter().any(|k| k.config.public_key == pk);
+                state.keys.retain(|k| k.config.public_key != pk);
+                state.keys.insert(0, fetched.clone());
+                state.keys.truncate(MAX_KEYS_PER_ENDPOINT);
+                state.paths.insert(url.to_string(), PathKey::Accepts(pk));
+                if !known {
+                    info!(%url, public_key = %hex::encode(pk), "using egress key");
+                }
+            }
+            Err(err) => {
+                let streak = state
+                    .failures
+                    .get(&url.to_string())
+                    .map_or(0, |f| f.streak)
+                    .saturating_add(1);
+                let backoff = FAILURE_BACKOFF_MIN
+                    .saturating_mul(1 << (streak - 1).min(8))
+                    .min(FAILURE_BACKOFF_MAX);
+                state.failures.insert(
+                    url.to_string(),
+                    Failure {
+                        error: err.clone(),
+                        until: Instant::now() + backoff,
+                        streak,
+                    },
+                );
+                if background {
+                    warn!(%url, "key config refresh failed, keeping the current key: {err}");
+                }
+            }
+        }
     }
 }
 
@@ -265,19 +503,30 @@ pub async fn exchange_key_config(
         .await
         .map_err(|e| unusable(format!("reading the key config failed: {e}")))?;
     if !status.is_success() {
-        let detail = String::from_utf8_lossy(&bytes);
+        // Only the egress's error code is passed on (see `pipeline::egress_refused`).
+        let code = serde_json::from_slice::<ErrorBody>(&bytes)
+            .ok()
+            .map(|e| e.code)
+            .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let detail = format!(
+            "egress body: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(1024)])
+        );
+        let answered = match &code {
+            Some(code) => format!("egress answered {status} ({code})"),
+            None => format!("egress answered {status}"),
+        };
         // The egress could not attest (AA failure, model mismatch): a verdict about the server.
-        let attestation_failed = verifier.is_some()
-            && serde_json::from_slice::<ErrorBody>(&bytes)
-                .is_ok_and(|e| e.code == "GenServerHpkeConfigurationResponseFailed");
-        if attestation_failed {
+        if verifier.is_some() && code.as_deref() == Some("GenServerHpkeConfigurationResponseFailed")
+        {
             return Err(TngError::new(
                 StatusCode::BAD_GATEWAY,
                 "ServerAttestationFailed",
-                format!("server attestation failed: the egress could not attest: {detail}"),
-            ));
+                format!("server attestation failed: the egress could not attest: {answered}"),
+            )
+            .with_detail(detail));
         }
-        return Err(unusable(format!("egress answered {status}: {detail}")));
+        return Err(unusable(answered).with_detail(detail));
     }
     let parsed: KeyConfigResponse = serde_json::from_slice(&bytes)
         .map_err(|e| unusable(format!("invalid key config response: {e}")))?;
@@ -542,4 +791,31 @@ fn token_exp(token: &str) -> Option<u64> {
         .ok()?
         .get("exp")?
         .as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_forgets_the_least_recently_used() {
+        let mut b = Bounded::new(2);
+        b.insert("a", 1);
+        b.insert("b", 2);
+        assert_eq!(b.get(&"a"), Some(&1));
+        b.insert("c", 3);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.get(&"b"), None, "b was used least recently");
+        assert_eq!(b.get(&"a"), Some(&1));
+        assert_eq!(b.get(&"c"), Some(&3));
+        b.insert("a", 4);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.remove(&"a"), Some(4));
+    }
+
+    #[test]
+    fn origin_is_scheme_and_authority() {
+        assert_eq!(origin_of("http://gw:8080/foo/bar"), "http://gw:8080/");
+        assert_eq!(origin_of("https://[::1]:1/"), "https://[::1]:1/");
+    }
 }

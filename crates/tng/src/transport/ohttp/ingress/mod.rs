@@ -93,6 +93,7 @@ impl OhttpIngress {
             http_client.clone(),
             verifier,
             attester,
+            config.limits.response_timeout,
         ));
         Ok(Self {
             id,

@@ -9,6 +9,7 @@
 //! 6. [`logging`] — when the response body ends: request metrics and the access-log line.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderValue};
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use tng_ohttp::api::{
-    OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE,
+    ErrorBody, OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE,
 };
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
@@ -33,15 +34,18 @@ use crate::error::TngError;
 use crate::http::body::{boxed, read_small, Body};
 use crate::http::body_timer::RequestBody;
 use crate::http::client::{describe_client_error, is_timeout};
-use crate::http::headers::{content_length, is_upgrade, strip_connection_specific};
+use crate::http::headers::{
+    content_length, is_upgrade, strip_connection_specific, strip_proxy_scoped,
+};
 use crate::http::observed::{Counted, End, Finished};
+use crate::http::rules::{check_target, effective_host};
 use crate::transport::ohttp::body::reader::{plaintext_body, MessageReader, ReadError};
 use crate::transport::ohttp::body::writer::sealed_body;
 
 pub async fn handle(
     context: Arc<OhttpIngress>,
     authority: String,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
 ) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
     // A client that traces its own requests is the parent of ours.
@@ -53,10 +57,14 @@ pub async fn handle(
     let mut base_url = None;
     let response = async {
         let result = async {
-            request_filter(&req)?;
+            // Addressed to the proxy the application may think it talks to: never sealed,
+            // never copied to the outer request.
+            strip_proxy_scoped(req.headers_mut());
+            let host = request_filter(&req)?;
             let base = base_url.insert(upstream_peer(&context, &authority, &req));
             let (parts, body) = req.into_parts();
-            let head = encode_head(&parts, &Span::current());
+            let host = host.or_else(|| HeaderValue::from_str(&authority).ok());
+            let head = encode_head(&parts, host, SystemTime::now(), &Span::current());
             let body = Counted::new(body, bytes_in.clone(), None);
             let outer = send(&context, base, &parts, head, body).await?;
             response_filter(&context, outer).await
@@ -121,7 +129,9 @@ fn logging(
     })
 }
 
-fn request_filter<B>(req: &Request<B>) -> Result<(), TngError> {
+/// Refuses what OHTTP cannot carry (upgrades, CONNECT) and what is malformed (Host, target;
+/// hyper has already enforced the framing rules). Returns the `Host` to seal.
+fn request_filter<B>(req: &Request<B>) -> Result<Option<HeaderValue>, TngError> {
     if is_upgrade(req) {
         return Err(TngError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -129,7 +139,26 @@ fn request_filter<B>(req: &Request<B>) -> Result<(), TngError> {
             "protocol upgrades (WebSocket, CONNECT) cannot be carried over OHTTP",
         ));
     }
-    Ok(())
+    check_target(req.method(), inner_target(req.uri()))?;
+    // HTTP/1.0 may omit Host; HTTP/2 and absolute-form carry the authority in the target.
+    let required = req.version() == http::Version::HTTP_11;
+    effective_host(
+        req.headers(),
+        req.uri().authority().map(|a| a.as_str()),
+        required,
+    )
+}
+
+/// Origin-form path and query, or `*` (asterisk-form).
+fn inner_target(uri: &http::Uri) -> &str {
+    match uri.path_and_query() {
+        Some(p) if p.as_str() == "*" => "*",
+        Some(p) if p.as_str().starts_with('/') => p.as_str(),
+        Some(p) if p.as_str().is_empty() => "/",
+        Some(p) => p.as_str(),
+        // Absolute form without a path: RFC 9112 §3.2.1, the path is "/".
+        None => "/",
+    }
 }
 
 fn upstream_peer<B>(context: &OhttpIngress, authority: &str, req: &Request<B>) -> String {
@@ -139,43 +168,43 @@ fn upstream_peer<B>(context: &OhttpIngress, authority: &str, req: &Request<B>) -
 }
 
 /// Mirrors what upstream's ingress sends: empty scheme and authority, origin-form path with
-/// query, and always a `host` header (synthesised from `:authority` for HTTP/2 clients).
-/// Unlike upstream it also adds a `Date` when the client sent none: the egress uses it to
-/// refuse replays of old requests (RFC 9458 §6.5).
-fn encode_head(parts: &http::request::Parts, span: &Span) -> BytesMut {
+/// query (or `*`), and always a `host` header (the target's authority when the request came in
+/// absolute form or over HTTP/2, else the client's `Host`, else the destination).
+///
+/// Unlike upstream it seals a valid `Date` on every request: the client's when it parses,
+/// else our clock. The egress refuses replays of old requests by it (RFC 9458 §6.5), so a
+/// request without one (or with one the egress cannot read, or one that `Connection: date`
+/// strips) must not exist.
+fn encode_head(
+    parts: &http::request::Parts,
+    host: Option<HeaderValue>,
+    now: SystemTime,
+    span: &Span,
+) -> BytesMut {
     let mut headers = parts.headers.clone();
+    strip_connection_specific(&mut headers);
     // The trace continues at the egress; the context travels sealed, so the outer leg never
     // sees it (and a client's own `traceparent` is replaced by our span, its child).
     if let Some(traceparent) = tng_telemetry::inject(span) {
         headers.insert(tng_telemetry::TRACEPARENT, traceparent);
     }
-    if !headers.contains_key(header::DATE) {
-        if let Ok(date) =
-            HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
+    let client_date = headers
+        .get(header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok());
+    if client_date.is_none() || headers.get_all(header::DATE).iter().count() > 1 {
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
             headers.insert(header::DATE, date);
         }
     }
-    if !headers.contains_key(header::HOST) {
-        if let Some(host) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            headers.insert(header::HOST, host);
-        }
+    if let Some(host) = host {
+        headers.insert(header::HOST, host);
     }
-    strip_connection_specific(&mut headers);
     let head = RequestHead {
         method: parts.method.clone(),
         scheme: String::new(),
         authority: String::new(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string(),
+        path: inner_target(&parts.uri).to_string(),
         headers,
     };
     let mut out = BytesMut::with_capacity(512);
@@ -367,9 +396,19 @@ fn closed_before_response(err: &hyper_util::client::legacy::Error) -> bool {
 }
 
 async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> TngError {
-    let detail = match read_small(response.into_body(), 16 * 1024).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(err) => format!("(unreadable body: {err})"),
+    let body = read_small(response.into_body(), 16 * 1024).await;
+    // Only the egress's error code reaches the application: the rest of an outer-leg body
+    // is not ours to relay (another egress may name its internal addresses there, a gateway in
+    // between may answer with a page of its own). The log has all of it.
+    let (code, detail) = match &body {
+        Ok(bytes) => (
+            serde_json::from_slice::<ErrorBody>(bytes)
+                .ok()
+                .map(|e| e.code)
+                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric())),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned(),
+        ),
+        Err(err) => (None, format!("(unreadable body: {err})")),
     };
     // A timeout behind the egress is still a timeout for the client, and so is the egress
     // giving up on a request body that stopped arriving (the client's, most likely, whose own
@@ -379,11 +418,12 @@ async fn egress_refused(status: StatusCode, response: Response<Incoming>) -> Tng
         StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => status,
         _ => StatusCode::BAD_GATEWAY,
     };
-    TngError::new(
-        relayed,
-        "HttpCipherTextBadResponse",
-        format!("the egress answered {status}: {detail}"),
-    )
+    let message = match code {
+        Some(code) => format!("the egress answered {status} ({code})"),
+        None => format!("the egress answered {status}"),
+    };
+    TngError::new(relayed, "HttpCipherTextBadResponse", message)
+        .with_detail(format!("egress body: {detail}"))
 }
 
 async fn response_filter(
@@ -457,7 +497,7 @@ fn response_body(
     reader: MessageReader<Incoming, ResponseDecoder>,
     content_length: Option<u64>,
 ) -> Body {
-    plaintext_body(reader, content_length, None, |err| {
+    plaintext_body(reader, content_length, false, None, |err| {
         warn!("response from the egress broke off: {err}")
     })
 }
