@@ -41,7 +41,10 @@ impl Inner {
             path: path.to_string(),
             headers: vec![
                 ("host".into(), "service".into()),
-                ("date".into(), httpdate::fmt_http_date(std::time::SystemTime::now())),
+                (
+                    "date".into(),
+                    httpdate::fmt_http_date(std::time::SystemTime::now()),
+                ),
             ],
             content: Vec::new(),
             padding: Vec::new(),

@@ -281,10 +281,7 @@ fn server_header_has_no_version_unless_configured() {
     assert_eq!(probe(plain_port).header("server"), Some("tng"));
     let v = probe(versioned_port);
     let server = v.header("server").unwrap_or_default().to_string();
-    assert!(
-        server.starts_with("tng/") && server.len() > 4,
-        "{server:?}"
-    );
+    assert!(server.starts_with("tng/") && server.len() > 4, "{server:?}");
     assert_eq!(probe(off_port).header("server"), None);
     let (code, stderr) =
         Tng::launch_expect_failure(&json!({"add_egress": [{
@@ -292,7 +289,8 @@ fn server_header_has_no_version_unless_configured() {
             "ohttp": {}, "no_ra": true, "server_header": "full"}]}).to_string());
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("add_egress[0].server_header: must be \"name\", \"name_version\" or \"off\""),
+        stderr
+            .contains("add_egress[0].server_header: must be \"name\", \"name_version\" or \"off\""),
         "{stderr}"
     );
     drop((plain, versioned, off));
@@ -331,7 +329,11 @@ fn ingress_refuses_bad_host_and_replaces_it_for_absolute_form() {
         assert_eq!(r.status, 400, "{what}: {}", r.text());
         assert_eq!(r.json()["code"], code, "{what}");
     }
-    assert_eq!(backend.requests(), before, "a refused request was forwarded");
+    assert_eq!(
+        backend.requests(),
+        before,
+        "a refused request was forwarded"
+    );
     // Absolute form: the target's authority is the Host the service sees.
     let r = raw_http(
         &ingress,
@@ -364,7 +366,12 @@ fn ingress_seals_a_valid_date_on_every_request() {
         ("unparsable Date", vec!["-H", "date: yesterday"]),
         (
             "Date named by Connection",
-            vec!["-H", "date: Thu, 01 Jan 2026 00:00:00 GMT", "-H", "connection: date"],
+            vec![
+                "-H",
+                "date: Thu, 01 Jan 2026 00:00:00 GMT",
+                "-H",
+                "connection: date",
+            ],
         ),
         ("no Date", vec![]),
     ] {
@@ -384,9 +391,7 @@ fn httpdate_parse(text: &str) -> Option<std::time::SystemTime> {
     // The backend's /headers answers each header as a string (or a list of them).
     let now = std::time::SystemTime::now();
     let t = httpdate::parse_http_date(text).ok()?;
-    let skew = now
-        .duration_since(t)
-        .unwrap_or_else(|e| e.duration());
+    let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
     (skew < Duration::from_secs(120)).then_some(t)
 }
 
@@ -407,7 +412,12 @@ fn proxy_credentials_never_leave_the_ingress() {
             "proxy-connection: keep-alive",
         ];
         if let Some(proxy) = proxy {
-            args.extend(["-x", proxy, "--proxy-header", "proxy-authorization: Basic c2VjcmV0"]);
+            args.extend([
+                "-x",
+                proxy,
+                "--proxy-header",
+                "proxy-authorization: Basic c2VjcmV0",
+            ]);
         }
         args.push(url);
         let r = curl_status(&args);
@@ -430,7 +440,10 @@ fn proxy_credentials_never_leave_the_ingress() {
         &format!("http://127.0.0.1:{egress_port}/headers"),
         Some(&format!("http://127.0.0.1:{proxy_port}")),
     );
-    assert!(seen.get("proxy-authorization").is_none(), "http_proxy: {seen}");
+    assert!(
+        seen.get("proxy-authorization").is_none(),
+        "http_proxy: {seen}"
+    );
     assert!(seen.get("proxy-connection").is_none(), "http_proxy: {seen}");
     drop((egress, mapping, proxy));
 }

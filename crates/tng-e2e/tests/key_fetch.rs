@@ -58,7 +58,10 @@ fn concurrent(url: &str, n: usize) -> Vec<(u16, String, Duration)> {
             })
         })
         .collect();
-    handles.into_iter().map(|h| h.join().expect("join")).collect()
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("join"))
+        .collect()
 }
 
 fn ingress_to(port: u16, extra: Value) -> (Tng, u16) {
@@ -83,7 +86,11 @@ fn a_hanging_egress_gets_every_waiting_request_a_504_at_the_deadline() {
     let results = concurrent(&format!("http://127.0.0.1:{port}/x"), 6);
     println!("[key_fetch] hanging egress: {results:?}");
     for (status, code, took) in &results {
-        assert_eq!((*status, code.as_str()), (504, "KeyConfigTimeout"), "{results:?}");
+        assert_eq!(
+            (*status, code.as_str()),
+            (504, "KeyConfigTimeout"),
+            "{results:?}"
+        );
         // One deadline for all of them, not one each.
         assert!(*took < Duration::from_secs(5), "{results:?}");
     }
@@ -107,7 +114,11 @@ fn a_hanging_attestation_service_costs_one_attempt_for_all_waiters() {
     let results = concurrent(&url, 6);
     println!("[key_fetch] hanging AS: {results:?}");
     for (status, code, took) in &results {
-        assert_eq!((*status, code.as_str()), (504, "KeyConfigTimeout"), "{results:?}");
+        assert_eq!(
+            (*status, code.as_str()),
+            (504, "KeyConfigTimeout"),
+            "{results:?}"
+        );
         assert!(*took < Duration::from_secs(5), "{results:?}");
     }
     assert_eq!(service.connections(), 1, "one AS attempt for all waiters");

@@ -124,11 +124,10 @@ fn inner_dates_outside_the_window_are_refused_inside_the_tunnel() {
         );
         assert!(text.starts_with(&expected), "{offset}: {text:?}");
     }
-    r.egress
-        .wait_for_log(
-            "tunnel request refused with 400: Date outside the replay window",
-            GENEROUS,
-        );
+    r.egress.wait_for_log(
+        "tunnel request refused with 400: Date outside the replay window",
+        GENEROUS,
+    );
     assert_eq!(
         r.backend.requests(),
         0,
@@ -208,8 +207,12 @@ fn a_replay_set_flood_sheds_the_flooding_source_not_the_clients() {
     let started = std::time::Instant::now();
     let flooders: Vec<_> = (0..threads)
         .map(|_| {
-            let (client, accepted, full, other) =
-                (client.clone(), accepted.clone(), full.clone(), other.clone());
+            let (client, accepted, full, other) = (
+                client.clone(),
+                accepted.clone(),
+                full.clone(),
+                other.clone(),
+            );
             std::thread::spawn(move || {
                 let mut conn = client.connect_from("127.0.0.2");
                 for _ in 0..flood / threads {
@@ -279,7 +282,10 @@ fn a_replay_set_flood_sheds_the_flooding_source_not_the_clients() {
     assert!(accepted + 5 >= capacity, "{accepted} < {capacity}");
     assert!(refused.is_empty(), "clients refused: {refused:?}");
     assert_eq!(served, 30);
-    assert!(during_flood > 0, "the flood ended before any client request");
+    assert!(
+        during_flood > 0,
+        "the flood ended before any client request"
+    );
     // One line per refusal would be ~100 bytes each; the rate limit collapses them.
     assert!(
         log_bytes < 64 * 1024 + 200 * full as usize / 100,

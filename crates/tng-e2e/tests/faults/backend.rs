@@ -146,10 +146,7 @@ fn slow_backend_is_504_and_its_connection_is_closed() {
         message.contains("the egress answered 504 Gateway Timeout"),
         "{message}"
     );
-    assert!(
-        message.contains("(UpstreamResponseTimeout)"),
-        "{message}"
-    );
+    assert!(message.contains("(UpstreamResponseTimeout)"), "{message}");
     // The service would answer after 15 s; the egress must have hung up long before.
     let left = settle_connections(t.egress.proc.pid(), backend.port(), Duration::from_secs(5));
     assert_eq!(

@@ -59,6 +59,22 @@ fn valid_authority(value: &[u8]) -> Option<Authority> {
     if authority.host().is_empty() {
         return None;
     }
+    // The parser leaves the port unchecked; `port = *DIGIT` (RFC 3986 §3.2.3), at most u16.
+    let text = authority.as_str();
+    let host_end = if text.starts_with('[') {
+        text.find(']').map_or(text.len(), |i| i + 1)
+    } else {
+        text.rfind(':').unwrap_or(text.len())
+    };
+    if let Some(port) = text[host_end..].strip_prefix(':') {
+        if !port.bytes().all(|b| b.is_ascii_digit())
+            || (!port.is_empty() && port.parse::<u16>().is_err())
+        {
+            return None;
+        }
+    } else if host_end != text.len() {
+        return None;
+    }
     Some(authority)
 }
 

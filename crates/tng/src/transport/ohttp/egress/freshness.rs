@@ -285,7 +285,10 @@ mod tests {
             [n; 32]
         };
         for _ in 0..16 {
-            assert_eq!(guard.admit_from(flooder, &next(), None, at(0), mono), Ok(()));
+            assert_eq!(
+                guard.admit_from(flooder, &next(), None, at(0), mono),
+                Ok(())
+            );
         }
         assert_eq!(
             guard.admit_from(flooder, &next(), None, at(0), mono),
@@ -301,7 +304,10 @@ mod tests {
         assert_eq!(guard.len(), 18);
         // Everything expires; the per-source counts with it.
         let after = mono + W + Duration::from_secs(1);
-        assert_eq!(guard.admit_from(client, &next(), None, at(60), after), Ok(()));
+        assert_eq!(
+            guard.admit_from(client, &next(), None, at(60), after),
+            Ok(())
+        );
         assert_eq!(guard.len(), 1);
     }
 

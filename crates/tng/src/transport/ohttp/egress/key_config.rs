@@ -108,12 +108,9 @@ async fn attest(
         }
         (Model::Passport, AttestationRequest::Passport) => {
             let claims = tng_attest::claims::server_claims(None, key_config);
-            let token = attester
-                .passport_token(&claims)
-                .await
-                .map_err(|e| {
-                    failed("cannot get an attestation token".into()).with_detail(e.to_string())
-                })?;
+            let token = attester.passport_token(&claims).await.map_err(|e| {
+                failed("cannot get an attestation token".into()).with_detail(e.to_string())
+            })?;
             Ok(AttestationInfo::Passport {
                 attestation_result: token,
                 as_provider: Some("coco".into()),

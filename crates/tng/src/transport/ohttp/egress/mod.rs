@@ -109,10 +109,9 @@ impl OhttpEgress {
                 &ohttp.header_passthrough.response_headers,
             ),
             limits: Arc::new(config.limits.clone()),
-            replay: config
-                .limits
-                .replay_window
-                .map(|window| freshness::ReplayGuard::with_cap(window, config.limits.replay_capacity)),
+            replay: config.limits.replay_window.map(|window| {
+                freshness::ReplayGuard::with_cap(window, config.limits.replay_capacity)
+            }),
             server_header: match config.server_header {
                 tng_config::ServerHeader::Name => {
                     Some(http::HeaderValue::from_static(crate::http::SERVER_HEADER))

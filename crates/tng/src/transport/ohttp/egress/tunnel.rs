@@ -486,8 +486,8 @@ async fn build_backend_request(
     }
     rules::check_target(&method, &path).map_err(NotForwarded::Inner)?;
     let framing = rules::request_framing(&headers).map_err(NotForwarded::Inner)?;
-    let host = rules::effective_host(&headers, Some(&authority), true)
-        .map_err(NotForwarded::Inner)?;
+    let host =
+        rules::effective_host(&headers, Some(&authority), true).map_err(NotForwarded::Inner)?;
     strip_connection_specific(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     for (name, value) in outer_headers {
@@ -535,7 +535,10 @@ async fn build_backend_request(
             // Content of unknown length is sent chunked whatever the method: left to itself
             // the client library would send a GET or HEAD as body-less and drop the content
             // (RFC 9110 §9.3.1 gives such content no meaning, but it is the client's to send).
-            headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
             request_body(reader, Some(first), None, failure)
         }
     };
