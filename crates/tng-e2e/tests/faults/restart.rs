@@ -135,7 +135,7 @@ fn restart_under_load(signal: &str) {
         .egress
         .log()
         .lines()
-        .filter(|l| l.contains("ServerKeyConfigNotFound (422)"))
+        .filter(|l| l.contains("refused: ServerKeyConfigNotFound"))
         .count();
     println!("[faults]   422s answered by the new egress: {refused}");
     assert!((1..=LOOPS).contains(&refused), "{refused} 422s");

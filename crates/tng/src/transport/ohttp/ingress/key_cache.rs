@@ -49,7 +49,7 @@ pub const MAX_KEYS_PER_ENDPOINT: usize = 8;
 pub const MAX_PATHS_PER_ENDPOINT: usize = 1024;
 /// How long a failed fetch answers for the next ones: doubles per failure in a row.
 pub const FAILURE_BACKOFF_MIN: Duration = Duration::from_millis(500);
-pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// This ingress's attested identity (client attestation), sent with every sealed request.
 pub struct ClientIdentity {
