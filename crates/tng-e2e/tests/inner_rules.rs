@@ -376,7 +376,7 @@ fn ingress_seals_a_valid_date_on_every_request() {
         ("no Date", vec![]),
     ] {
         let url = t.url("/headers");
-        let mut args: Vec<&str> = extra.clone();
+        let mut args: Vec<&str> = extra;
         args.push(&url);
         let r = curl_status(&args);
         assert_eq!(r.status, 200, "{what}: {}", r.text());

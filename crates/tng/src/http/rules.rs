@@ -124,7 +124,7 @@ pub fn request_framing(headers: &HeaderMap) -> Result<Framing, TngError> {
         let invalid = || bad("InvalidContentLength", "invalid Content-Length");
         let text = value.to_str().map_err(|_| invalid())?;
         for part in text.split(',') {
-            let part = part.trim_matches(|c| c == ' ' || c == '\t');
+            let part = part.trim_matches([' ', '\t']);
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid());
             }
