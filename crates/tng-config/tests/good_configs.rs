@@ -476,6 +476,7 @@ fn limits_default_and_override() {
     assert_eq!(defaults.body_read_timeout, Some(Duration::from_secs(60)));
     assert_eq!(defaults.response_timeout, Some(Duration::from_secs(300)));
     assert_eq!(defaults.replay_window, Some(Duration::from_secs(60)));
+    assert_eq!(defaults.replay_capacity, 1 << 18);
     let set = &config.egress[0].limits;
     assert_eq!(
         set,
@@ -491,6 +492,7 @@ fn limits_default_and_override() {
             body_read_timeout: Some(Duration::from_secs(10)),
             response_timeout: None,
             replay_window: None,
+            replay_capacity: 1 << 18,
         }
     );
     // `null` and `{}` mean the defaults; a partial object overrides only what it names.
