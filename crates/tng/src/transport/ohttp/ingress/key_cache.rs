@@ -255,7 +255,7 @@ impl KeyCache {
                     || state.backing_off(&server.url, now).is_some();
                 if now >= cached.refresh_at && !refreshing {
                     // Still valid: answer now, refresh in the background (once); nobody waits.
-                    let _ = self.start_flight(&mut state, server, true);
+                    drop(self.start_flight(&mut state, server, true));
                 }
                 return Ok(cached);
             }
