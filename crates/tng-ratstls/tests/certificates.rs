@@ -24,7 +24,7 @@ const UPSTREAM_RUNTIME_DATA: &str =
 const UPSTREAM_REPORT_DATA: &str = "5a157284e7676bdd94ff3243a56bd26e5eb8a62af7d34223ed8b1f1f2178171211d8bbe85307927a3442f650492cbcc5";
 
 fn algorithms() -> WebPkiSupportedAlgorithms {
-    rustls::crypto::ring::default_provider().signature_verification_algorithms
+    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
 }
 
 fn upstream_der() -> Vec<u8> {

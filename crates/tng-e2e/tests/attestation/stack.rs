@@ -137,6 +137,18 @@ impl As {
     pub fn restart(&mut self) {
         let listen = format!("127.0.0.1:{}", self.port);
         *self = Self::launch(self.dir.clone(), &listen, self.args.clone());
+        // The log in the same workdir already holds the first run's "listening" line, so
+        // readiness is the port accepting again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restarted AS does not listen on {}\n{}",
+                self.port,
+                self.proc.log_tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Installs (or replaces) policy `id` through `POST /policy`.

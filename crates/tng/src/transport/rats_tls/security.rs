@@ -172,6 +172,11 @@ impl ClientSecurity {
         })
     }
 
+    /// The framing this side offers (its ALPN).
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// The connector for one handshake.
     pub async fn connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
         if !self.roles.per_handshake() {
@@ -252,6 +257,11 @@ impl ServerSecurity {
             framing,
             roles,
         })
+    }
+
+    /// The framing this side accepts (its ALPN).
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The acceptor for one handshake.

@@ -79,7 +79,7 @@ impl RatsTlsEgress {
         let tls = match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
-                let reason = handshake_failed(&self.security.config.alpn_protocols, &err);
+                let reason = handshake_failed(self.security.framing(), &err);
                 return warn!(egress = self.id, "TLS handshake failed: {reason}");
             }
             Err(_) => return warn!(egress = self.id, "no TLS handshake within {deadline:?}"),
@@ -113,15 +113,12 @@ impl RatsTlsEgress {
 
 /// The reason an operator reads; an ALPN refusal almost always means the two sides disagree
 /// on `rats_tls.multiplex`, which rustls' wording does not say.
-fn handshake_failed(alpn: &[Vec<u8>], err: &std::io::Error) -> String {
+fn handshake_failed(framing: Framing, err: &std::io::Error) -> String {
     let tls = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>());
     if let Some(rustls::Error::NoApplicationProtocol) = tls {
-        let accepted = alpn
-            .first()
-            .map(|p| String::from_utf8_lossy(p))
-            .unwrap_or_default();
+        let accepted = String::from_utf8_lossy(framing.alpn());
         return format!(
             "ALPN mismatch: the ingress does not offer \"{accepted}\" (rats_tls.multiplex: {} \
              here); rats_tls.multiplex must be the same on both sides",

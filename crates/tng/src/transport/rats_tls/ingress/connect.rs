@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
-use super::super::security::ClientSecurity;
+use super::super::security::{ClientSecurity, Framing};
 use crate::transport::{OpenError, Target};
 
 /// TCP connect plus TLS handshake; the egress is expected to answer both promptly.
@@ -31,7 +31,7 @@ pub async fn attested_connection(
         connector
             .connect(security.server_name(target.host()), tcp)
             .await
-            .map_err(|e| handshake_failed(target, &security.config.alpn_protocols, e))
+            .map_err(|e| handshake_failed(target, security.framing(), e))
     })
     .await
     .map_err(|_| {
@@ -49,16 +49,13 @@ pub async fn attested_connection(
 
 /// The reason an operator reads; an ALPN refusal (alert 120) almost always means the two
 /// sides disagree on `rats_tls.multiplex`, which rustls' wording does not say.
-fn handshake_failed(target: &Target, alpn: &[Vec<u8>], err: std::io::Error) -> OpenError {
+fn handshake_failed(target: &Target, framing: Framing, err: std::io::Error) -> OpenError {
     let tls = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>());
     if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) = tls
     {
-        let offered = alpn
-            .first()
-            .map(|p| String::from_utf8_lossy(p))
-            .unwrap_or_default();
+        let offered = String::from_utf8_lossy(framing.alpn());
         return OpenError(format!(
             "TLS handshake with {target} failed: ALPN mismatch: the egress does not accept \
              \"{offered}\" (rats_tls.multiplex: {} here); rats_tls.multiplex must be the same \
