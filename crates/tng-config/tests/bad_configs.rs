@@ -74,7 +74,7 @@ fn table() -> Vec<(String, &'static str)> {
             ing_nf(r#""verify": {"as_addr": "http://198.18.0.1:8080", "policy_ids": [], "aa_addr": "unix:///x"}"#),
             "add_ingress[0].verify: unknown field `aa_addr`, expected one of `model`, `as_provider`, `as_type`, `as_addr`, `policy_ids`, `as_headers`, `trusted_certs_paths`, `verify_signer_transparency`, `skip_as_token_cert_verify`, `aa_provider`, `aa_type`, `api_key`, `ita_jwks_addr`, `attestation_policy`, `reference_values`",
         ),
-        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`, `limits`"),
+        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`, `limits`, `server_header`"),
         (
             eg_nf(&format!(r#""ohttp": {{"key": {{"source": "self_generated", "rotation": 60}}}}, {ok_attest}"#)),
             "add_egress[0].ohttp.key: unknown field `rotation`, expected one of `source`, `rotation_interval`",
@@ -427,7 +427,7 @@ fn table() -> Vec<(String, &'static str)> {
         // limits (our extension): unknown keys, ranges, egress-only fields
         (
             eg_nf(&format!(r#"{ok_attest}, "limits": {{"max_header": 10}}"#)),
-            "add_egress[0].limits: unknown field `max_header`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `body_read_timeout`, `response_timeout`, `max_metadata_bytes`, `replay_window`",
+            "add_egress[0].limits: unknown field `max_header`, expected one of `max_header_bytes`, `max_headers`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_concurrent_streams`, `max_chunk_bytes`, `body_read_timeout`, `response_timeout`, `max_metadata_bytes`, `replay_window`, `replay_capacity`",
         ),
         (
             ing_nf(r#""no_ra": true, "limits": {"max_headers": 1, "bogus": true}"#),

@@ -288,9 +288,10 @@ fn capture_local_traffic_decides_for_a_colocated_nginx() {
             "{lines:#?}"
         );
     }
-    assert_eq!(tunnel_requests_in(&egress.log()).len(), 2);
     assert_eq!(ingress.stop(), Some(0), "{}", ingress.log_tail(20));
     assert_eq!(egress.stop(), Some(0), "{}", egress.log_tail(20));
+    // Counted once the egress has exited: its log writer is asynchronous, and exit flushes it.
+    assert_eq!(tunnel_requests_in(&egress.log()).len(), 2);
 
     // capture_local_traffic: false — nginx's connection goes straight to the service.
     let mut egress = NsTng::launch(

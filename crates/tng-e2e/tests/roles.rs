@@ -192,7 +192,7 @@ fn unattested_client_is_refused_by_a_verifying_egress() {
             "mapping": {"in": {"host": "127.0.0.1", "port": egress_port}, "out": {"host": "127.0.0.1", "port": backend.port()}},
             "ohttp": {}, "verify": stack.verify(false)}]}),
     );
-    let _ingress = Tng::launch_named(
+    let ingress = Tng::launch_named(
         "ingress",
         json!({"add_ingress": [{
             "mapping": {"in": {"host": "127.0.0.1", "port": ingress_port}, "out": {"host": "127.0.0.1", "port": egress_port}},
@@ -205,14 +205,17 @@ fn unattested_client_is_refused_by_a_verifying_egress() {
     ]);
     assert_eq!(response.status, 502);
     let body = response.json();
+    // The ingress relays the egress's code; the egress's reason is in the ingress's log
+    // (an egress's reasons are for operators, not for whoever sent the request).
     assert_eq!(body["code"], "HttpCipherTextBadResponse");
     assert!(
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("client attestation is required but no attestation info was provided"),
+            .contains("(MetadataValidateError)"),
         "{body}"
     );
+    wait_for_log(&ingress, "client attestation is required but no attestation info was provided");
     assert_eq!(backend.requests(), 0);
 }
 
@@ -262,6 +265,13 @@ fn refresh_interval_zero_attests_every_request() {
         ]);
         assert_eq!((response.status, response.text()), (200, body));
     }
+    // The log writer is asynchronous: wait for the third line rather than read once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ingress.log().matches("client attestation token obtained").count() < 3
+        && std::time::Instant::now() < deadline
+    {
+        pause(std::time::Duration::from_millis(50));
+    }
     assert_eq!(
         ingress
             .log()
@@ -305,5 +315,18 @@ fn egress_caches_passport_answers_for_refresh_interval() {
         let (a, b) = (token(&first), token(&second));
         assert!(a.is_string() && b.is_string(), "{a} {b}");
         assert_eq!(a == b, same, "refresh_interval {refresh:?}");
+    }
+}
+
+/// Waits (5 s) for a line containing `needle` in `tng`'s log, written asynchronously.
+fn wait_for_log(tng: &Tng, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !tng.log().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line containing {needle:?}:\n{}",
+            tng.log_tail(20)
+        );
+        pause(std::time::Duration::from_millis(50));
     }
 }

@@ -339,11 +339,9 @@ fn seed_scenario_verbatim_attested_end_to_end() {
         ["/foo/bar", "/foo/hello", "/foo/hello", "/foo/bar"],
         "{lines:#?}"
     );
-    assert_eq!(
-        by_api("/tng/key-config"),
-        ["/foo/bar", "/foo/hello"],
-        "{lines:#?}"
-    );
+    // One fetch (and attestation) per egress endpoint: /foo/hello reuses the key attested
+    // through /foo/bar, which the egress behind it accepts.
+    assert_eq!(by_api("/tng/key-config"), ["/foo/bar"], "{lines:#?}");
 
     // The ingress verified the egress before using each base URL's key: an affirming EAR token
     // under the `default` policy.
@@ -385,8 +383,9 @@ fn seed_scenario_contraindicated_hardware_fails_closed() {
     let t = &sc.topo;
 
     // Three attempts, the third on an outer URL that already failed once: each refused at the
-    // ingress after a fresh attestation attempt (a failed verification yields no usable key,
-    // and does not wedge the ingress either).
+    // ingress, the third by a fresh attestation attempt or, within the back-off after the
+    // first failure (0.5 s), by that failure's verdict (a failed verification yields no
+    // usable key, and does not wedge the ingress either).
     for path in ["/foo/bar/baz", "/foo/hello", "/foo/bar/again"] {
         let r = t.http(
             Side::Client,
@@ -436,9 +435,9 @@ fn seed_scenario_contraindicated_hardware_fails_closed() {
         .filter(|e| e.api == "/tng/key-config")
         .map(|e| e.uri.as_str())
         .collect();
-    assert_eq!(
-        key_fetches,
-        ["/foo/bar", "/foo/hello", "/foo/bar"],
+    assert!(
+        key_fetches == ["/foo/bar", "/foo/hello"]
+            || key_fetches == ["/foo/bar", "/foo/hello", "/foo/bar"],
         "{lines:#?}"
     );
     assert!(

@@ -9,12 +9,16 @@
 //!   with the reason and a non-zero exit; bundles written by upstream's tool verify too;
 //! - decode: offline, the derived files match dump's;
 //! - bad flags and files: each message names the flag or file;
+//! - rats-tls gen / dump / verify (`tools/rats_tls.rs`): certificates of ours and of upstream
+//!   2.12.0 verified by both tools, live certificates dumped, every refusal with its reason;
 //! - key-sync (`tools/key_sync.rs`): a receive-only member of a three-node cluster writes the
 //!   keys, and an egress reading its `current/` serves the cluster's keys through rotations
 //!   with zero failed requests.
 
 #[path = "tools/key_sync.rs"]
 mod key_sync;
+#[path = "tools/rats_tls.rs"]
+mod rats_tls_tools;
 #[path = "tools/run.rs"]
 mod run;
 #[path = "attestation/stack.rs"]

@@ -292,6 +292,35 @@ impl Gateway {
         assert_eq!(self.backend.requests(), before + 1);
     }
 
+    /// Once the cause of a refusal is gone, requests succeed again: within the ingress's
+    /// back-off after a failed key fetch (0.5 s doubling to at most 5 s), never later.
+    pub fn assert_recovers(&self, body: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(12);
+        loop {
+            let before = self.backend.requests();
+            let resp = self.post_echo(body);
+            if resp.status == 200 {
+                assert_eq!(resp.text(), body, "{}", self.logs());
+                assert_eq!(self.backend.requests(), before + 1);
+                return;
+            }
+            assert_eq!(
+                self.backend.requests(),
+                before,
+                "a refused request reached the backend\n{}",
+                self.logs()
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery within the back-off: {} {}\n{}",
+                resp.status,
+                resp.text(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// A request is refused by the ingress with `status`, `code` and a message naming
     /// `reason`; nothing reaches the egress's tunnel endpoint or the backend; the ingress log
     /// names the reason too.

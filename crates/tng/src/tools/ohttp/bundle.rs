@@ -69,7 +69,7 @@ impl Attestation {
         token: String,
         info: Option<&AttestationInfo>,
     ) -> anyhow::Result<Attestation> {
-        let claims = jwt_payload(&token)?;
+        let claims = crate::tools::jwt_payload(&token)?;
         let (model, provider, evidence) = match info {
             Some(info) => describe(info),
             None => ("unknown", "coco".to_owned(), None),
@@ -201,20 +201,6 @@ pub fn evidence_challenge(evidence: &Value) -> Result<String, String> {
         .ok_or_else(|| {
             "attestation_info.evidence.aa_runtime_data has no challenge_token".to_owned()
         })
-}
-
-/// The payload of a compact JWS, decoded without verification.
-pub fn jwt_payload(token: &str) -> anyhow::Result<Map<String, Value>> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        anyhow::bail!("not a JWT (expected three dot-separated parts)");
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .context("the JWT payload is not base64url")?;
-    serde_json::from_slice(&bytes).context("the JWT payload is not a JSON object")
 }
 
 /// The key configs of a response, every entry and suite as sent.

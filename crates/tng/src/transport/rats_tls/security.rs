@@ -69,7 +69,7 @@ impl Framing {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -209,7 +209,9 @@ impl ClientSecurity {
     }
 }
 
-fn client_config(
+/// The ingress's TLS configuration: TLS 1.3 only, the peer's certificate checked for its
+/// self-signature here and for its attestation after the handshake, no resumption, no early data.
+pub fn client_config(
     provider: &Arc<CryptoProvider>,
     framing: Framing,
     resolver: Option<Arc<dyn ResolvesClientCert>>,

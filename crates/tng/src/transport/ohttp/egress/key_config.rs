@@ -61,7 +61,7 @@ pub async fn serve(
         (Some(attester), Some(wanted)) => Some(
             context
                 .evidence
-                .attest(attester, wanted, &hpke_key_config)
+                .attest(attester, wanted, &hpke_key_config, true)
                 .await?,
         ),
     };
@@ -153,11 +153,18 @@ async fn passport(
     ) {
         return Ok(info);
     }
+    let interval = attester.refresh_interval();
+    // `refresh_interval: 0` asks for a fresh token on every request: not even the evidence
+    // cache answers (the rate limit still applies).
     let info = context
         .evidence
-        .attest(attester, AttestationRequest::Passport, hpke_key_config)
+        .attest(
+            attester,
+            AttestationRequest::Passport,
+            hpke_key_config,
+            !interval.is_zero(),
+        )
         .await?;
-    let interval = attester.refresh_interval();
     if !interval.is_zero() {
         *context
             .passport_cache
@@ -221,8 +228,9 @@ impl EvidenceGate {
         attester: &tng_attest::Attester,
         wanted: AttestationRequest,
         hpke_key_config: &HpkeKeyConfig,
+        reuse: bool,
     ) -> Result<AttestationInfo, TngError> {
-        if let Some(info) = self.cached(&wanted, hpke_key_config) {
+        if let Some(info) = self.cached(&wanted, hpke_key_config).filter(|_| reuse) {
             return Ok(info);
         }
         self.take_token()?;
@@ -232,7 +240,7 @@ impl EvidenceGate {
             .and_then(Result::ok)
             .ok_or_else(|| busy("too many attestations in progress; retry shortly"))?;
         // Another request may have produced it while this one queued.
-        if let Some(info) = self.cached(&wanted, hpke_key_config) {
+        if let Some(info) = self.cached(&wanted, hpke_key_config).filter(|_| reuse) {
             return Ok(info);
         }
         let info = attest(attester, wanted.clone(), hpke_key_config).await?;
