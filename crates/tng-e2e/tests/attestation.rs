@@ -214,9 +214,15 @@ fn passport_egress_for_a_background_check_ingress_is_refused() {
     // The egress refused the key-config request; its answer carries a code the ingress
     // relays, and its reason, which the ingress logs and does not relay (an egress's reasons
     // may name what only its operator should read).
-    gw.assert_refused(502, SERVER_FAILED, "GenServerHpkeConfigurationResponseFailed");
+    gw.assert_refused(
+        502,
+        SERVER_FAILED,
+        "GenServerHpkeConfigurationResponseFailed",
+    );
     assert!(
-        gw.ingress.log().contains("Passport model is expected but background check model is requested"),
+        gw.ingress
+            .log()
+            .contains("Passport model is expected but background check model is requested"),
         "the ingress log does not carry the egress's reason\n{}",
         gw.logs()
     );
@@ -233,9 +239,15 @@ fn background_check_egress_for_a_passport_ingress_is_refused() {
     // The egress refused the key-config request; its answer carries a code the ingress
     // relays, and its reason, which the ingress logs and does not relay (an egress's reasons
     // may name what only its operator should read).
-    gw.assert_refused(502, SERVER_FAILED, "GenServerHpkeConfigurationResponseFailed");
+    gw.assert_refused(
+        502,
+        SERVER_FAILED,
+        "GenServerHpkeConfigurationResponseFailed",
+    );
     assert!(
-        gw.ingress.log().contains("Background check model is expected but passport model is requested"),
+        gw.ingress
+            .log()
+            .contains("Background check model is expected but passport model is requested"),
         "the ingress log does not carry the egress's reason\n{}",
         gw.logs()
     );

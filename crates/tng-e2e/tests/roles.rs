@@ -215,7 +215,10 @@ fn unattested_client_is_refused_by_a_verifying_egress() {
             .contains("(MetadataValidateError)"),
         "{body}"
     );
-    wait_for_log(&ingress, "client attestation is required but no attestation info was provided");
+    wait_for_log(
+        &ingress,
+        "client attestation is required but no attestation info was provided",
+    );
     assert_eq!(backend.requests(), 0);
 }
 
@@ -267,7 +270,11 @@ fn refresh_interval_zero_attests_every_request() {
     }
     // The log writer is asynchronous: wait for the third line rather than read once.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while ingress.log().matches("client attestation token obtained").count() < 3
+    while ingress
+        .log()
+        .matches("client attestation token obtained")
+        .count()
+        < 3
         && std::time::Instant::now() < deadline
     {
         pause(std::time::Duration::from_millis(50));

@@ -147,7 +147,7 @@ impl As {
                 self.port,
                 self.proc.log_tail(20)
             );
-            std::thread::sleep(Duration::from_millis(20));
+            pause(Duration::from_millis(20));
         }
     }
 
@@ -317,7 +317,7 @@ impl Gateway {
                 resp.text(),
                 self.logs()
             );
-            std::thread::sleep(Duration::from_millis(250));
+            pause(Duration::from_millis(250));
         }
     }
 

@@ -53,8 +53,16 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
     // Ours, from the short form an `add_egress` entry accepts.
     let attest = attest_bg(&aa).to_string();
     let out = tool(&[
-        "tools", "rats-tls", "gen", "--attest", &attest, "--cert-out", path_str(&cert),
-        "--key-out", path_str(&key), "--json",
+        "tools",
+        "rats-tls",
+        "gen",
+        "--attest",
+        &attest,
+        "--cert-out",
+        path_str(&cert),
+        "--key-out",
+        path_str(&key),
+        "--json",
     ])
     .success();
     let doc = out.json();
@@ -72,14 +80,28 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
     let pem = std::fs::read_to_string(&cert).expect("cert written");
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
     let key_pem = std::fs::read_to_string(&key).expect("key written");
-    assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{key_pem}");
+    assert!(
+        key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+        "{key_pem}"
+    );
     let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the private key must not be readable by others");
+    assert_eq!(
+        mode, 0o600,
+        "the private key must not be readable by others"
+    );
 
     // Verified by ours, for a person and for a script.
     let bg = verify(&service, "background_check", "default");
-    let out = tool(&["tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &bg])
-        .success();
+    let out = tool(&[
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &bg,
+    ])
+    .success();
     assert!(
         out.stdout
             .lines()
@@ -87,23 +109,54 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("\n  policy ids     default\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\n  policy ids     default\n"),
+        "{}",
+        out.stdout
+    );
     let doc = tool(&[
-        "tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &bg, "--json",
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &bg,
+        "--json",
     ])
     .success()
     .json();
     assert_eq!(doc["attestation"]["verified"], true, "{doc}");
-    assert_eq!(doc["attestation"]["policy_ids"], json!(["default"]), "{doc}");
+    assert_eq!(
+        doc["attestation"]["policy_ids"],
+        json!(["default"]),
+        "{doc}"
+    );
     assert_eq!(doc["attestation"]["ear_status"], "cpu0=affirming", "{doc}");
 
     // Refusals: each names its reason, exits 1.
     let strict = verify(&service, "background_check", "strict");
-    tool(&["tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &strict])
-        .failure_with(&["attestation refused", "contraindicated"]);
+    tool(&[
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &strict,
+    ])
+    .failure_with(&["attestation refused", "contraindicated"]);
     let passport = verify(&service, "passport", "default");
-    tool(&["tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &passport])
-        .failure_with(&["attestation refused", "model mismatch"]);
+    tool(&[
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &passport,
+    ])
+    .failure_with(&["attestation refused", "model mismatch"]);
     let mut der = {
         use base64::Engine as _;
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -115,8 +168,16 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
     der[last] ^= 0x01;
     let tampered = dir.join("tampered.der");
     std::fs::write(&tampered, &der).expect("write tampered");
-    tool(&["tools", "rats-tls", "verify", "--cert", path_str(&tampered), "--verify", &bg])
-        .failure_with(&["self-signature does not verify"]);
+    tool(&[
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&tampered),
+        "--verify",
+        &bg,
+    ])
+    .failure_with(&["self-signature does not verify"]);
 
     let Some(upstream) = upstream_bin("2.12.0") else {
         return;
@@ -124,14 +185,28 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
     // Upstream's tool verifies our certificate ...
     let out = upstream_tool(
         &upstream,
-        &["tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &bg],
+        &[
+            "tools",
+            "rats-tls",
+            "verify",
+            "--cert",
+            path_str(&cert),
+            "--verify",
+            &bg,
+        ],
     )
     .success();
     assert!(out.stdout.contains("verified OK"), "{out:?}");
     // ... and ours verifies upstream's, printed on stdout as upstream prints it.
     let out = upstream_tool(
         &upstream,
-        &["tools", "rats-tls", "gen", "--attest", &upstream_attest(&aa)],
+        &[
+            "tools",
+            "rats-tls",
+            "gen",
+            "--attest",
+            &upstream_attest(&aa),
+        ],
     )
     .success();
     let theirs = dir.join("upstream.pem");
@@ -142,7 +217,14 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
         .collect();
     std::fs::write(&theirs, cert_pem).expect("write upstream cert");
     let doc = tool(&[
-        "tools", "rats-tls", "verify", "--cert", path_str(&theirs), "--verify", &bg, "--json",
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&theirs),
+        "--verify",
+        &bg,
+        "--json",
     ])
     .success()
     .json();
@@ -157,10 +239,17 @@ fn rats_tls_passport_certificate_carries_its_token() {
     let attest = attest_passport(&aa, &service).to_string();
     // Without --cert-out / --key-out: both PEMs on stdout, the report on stderr.
     let out = tool(&["tools", "rats-tls", "gen", "--attest", &attest]).success();
-    assert!(out.stdout.starts_with("-----BEGIN CERTIFICATE-----\n"), "{out:?}");
-    assert!(out.stdout.contains("-----BEGIN PRIVATE KEY-----\n"), "{out:?}");
     assert!(
-        out.stderr.contains("evidence         passport token (CBOR tag 0xc0c001)"),
+        out.stdout.starts_with("-----BEGIN CERTIFICATE-----\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("-----BEGIN PRIVATE KEY-----\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("evidence         passport token (CBOR tag 0xc0c001)"),
         "{out:?}"
     );
     assert!(out.stderr.contains("policy ids     default"), "{out:?}");
@@ -168,8 +257,14 @@ fn rats_tls_passport_certificate_carries_its_token() {
     let cert = dir.join("cert.pem");
     std::fs::write(&cert, &out.stdout).expect("write");
     let doc = tool(&[
-        "tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify",
-        &verify(&service, "passport", "default"), "--json",
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &verify(&service, "passport", "default"),
+        "--json",
     ])
     .success()
     .json();
@@ -177,7 +272,12 @@ fn rats_tls_passport_certificate_carries_its_token() {
     assert_eq!(doc["attestation"]["model"], "passport", "{doc}");
     assert!(doc["evidence"]["claims"]["exp"].is_u64(), "{doc}");
     tool(&[
-        "tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify",
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
         &verify(&service, "background_check", "default"),
     ])
     .failure_with(&["attestation refused", "model mismatch"]);
@@ -199,7 +299,10 @@ fn rats_tls_dump_of_live_egresses() {
         let endpoint = format!("127.0.0.1:{port}");
         // PEM on stdout (upstream's output), the report on stderr.
         let out = tool(&["tools", "rats-tls", "dump", "--endpoint", &endpoint]).success();
-        assert!(out.stdout.starts_with("-----BEGIN CERTIFICATE-----\n"), "{out:?}");
+        assert!(
+            out.stdout.starts_with("-----BEGIN CERTIFICATE-----\n"),
+            "{out:?}"
+        );
         let framing = if multiplex {
             "framing          multiplexed (ALPN h2, rats_tls.multiplex: true)"
         } else {
@@ -208,23 +311,49 @@ fn rats_tls_dump_of_live_egresses() {
         assert!(out.stderr.contains(framing), "{out:?}");
         let cert = dir.join(format!("ours-{multiplex}.pem"));
         let out = tool(&[
-            "tools", "rats-tls", "dump", "--endpoint", &endpoint, "--cert-out", path_str(&cert),
+            "tools",
+            "rats-tls",
+            "dump",
+            "--endpoint",
+            &endpoint,
+            "--cert-out",
+            path_str(&cert),
         ])
         .success();
         assert!(out.stdout.contains("wrote"), "{out:?}");
-        tool(&["tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &bg])
-            .success();
+        tool(&[
+            "tools",
+            "rats-tls",
+            "verify",
+            "--cert",
+            path_str(&cert),
+            "--verify",
+            &bg,
+        ])
+        .success();
     }
 
     // An egress without `attest` presents a certificate with no evidence.
     let port = free_port();
     let _plain = Tng::launch_named("egress", rats_tls_egress(port, None, false));
-    tool(&["tools", "rats-tls", "dump", "--endpoint", &format!("127.0.0.1:{port}")])
-        .failure_with(&["is not attested", "CertExtractExtensionFailed"]);
+    tool(&[
+        "tools",
+        "rats-tls",
+        "dump",
+        "--endpoint",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .failure_with(&["is not attested", "CertExtractExtensionFailed"]);
     // Nothing listening.
     let closed = free_port();
-    tool(&["tools", "rats-tls", "dump", "--endpoint", &format!("127.0.0.1:{closed}")])
-        .failure_with(&["--endpoint 127.0.0.1:", "cannot connect"]);
+    tool(&[
+        "tools",
+        "rats-tls",
+        "dump",
+        "--endpoint",
+        &format!("127.0.0.1:{closed}"),
+    ])
+    .failure_with(&["--endpoint 127.0.0.1:", "cannot connect"]);
 
     let Some(upstream) = upstream_bin("2.12.0") else {
         return;
@@ -238,12 +367,24 @@ fn rats_tls_dump_of_live_egresses() {
     );
     let cert = dir.join("upstream.pem");
     tool(&[
-        "tools", "rats-tls", "dump", "--endpoint", &format!("127.0.0.1:{port}"), "--cert-out",
+        "tools",
+        "rats-tls",
+        "dump",
+        "--endpoint",
+        &format!("127.0.0.1:{port}"),
+        "--cert-out",
         path_str(&cert),
     ])
     .success();
     let doc = tool(&[
-        "tools", "rats-tls", "verify", "--cert", path_str(&cert), "--verify", &bg, "--json",
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(&cert),
+        "--verify",
+        &bg,
+        "--json",
     ])
     .success()
     .json();

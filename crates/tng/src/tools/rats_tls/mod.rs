@@ -118,7 +118,10 @@ async fn gen(args: GenArgs) -> anyhow::Result<()> {
     let report = Report {
         source: report::Source::Generated,
         cert: &parsed,
-        binding: parsed.check_binding().map(|_| ()).map_err(|e| e.to_string()),
+        binding: parsed
+            .check_binding()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         verdict: None,
         framing: None,
         written,
@@ -155,13 +158,19 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
         Ok(parsed) => parsed,
         Err(err) => {
             report::emit_raw(&printed)?;
-            anyhow::bail!("the certificate of {} is not attested: {err}", args.endpoint);
+            anyhow::bail!(
+                "the certificate of {} is not attested: {err}",
+                args.endpoint
+            );
         }
     };
     let report = Report {
         source: report::Source::Endpoint(&args.endpoint),
         cert: &parsed,
-        binding: parsed.check_binding().map(|_| ()).map_err(|e| e.to_string()),
+        binding: parsed
+            .check_binding()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         verdict: None,
         framing: Some(captured.framing),
         written,
@@ -177,7 +186,10 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         .await
         .context("--verify")?;
     let parsed = parse(der.as_ref())?;
-    let binding = parsed.check_binding().map(|_| ()).map_err(|e| e.to_string());
+    let binding = parsed
+        .check_binding()
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     let peer = PeerVerifier::new(std::sync::Arc::new(verifier), algorithms());
     let verdict = peer.appraise(der.as_ref()).await.map_err(|e| e.to_string());
     let refused = verdict.as_ref().err().cloned();

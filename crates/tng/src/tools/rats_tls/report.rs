@@ -84,7 +84,9 @@ fn line(out: &mut String, indent: usize, label: &str, value: impl std::fmt::Disp
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn model_name(model: Model) -> &'static str {
@@ -174,12 +176,9 @@ fn human(report: &Report<'_>, now: SystemTime) -> String {
         }
     }
     match &report.binding {
-        Ok(()) if matches!(cert.evidence, Evidence::Token(_)) => line(
-            &mut out,
-            0,
-            "binding",
-            "checked when the token is verified",
-        ),
+        Ok(()) if matches!(cert.evidence, Evidence::Token(_)) => {
+            line(&mut out, 0, "binding", "checked when the token is verified")
+        }
         Ok(()) => line(
             &mut out,
             0,

@@ -139,7 +139,12 @@ pub async fn serve(
         }),
         Err(NotForwarded::Inner(err)) => {
             tracing::warn!("tunnel request refused inside the tunnel: {err}");
-            observed.finish(Some(err.status.as_u16()), Outcome::Refused, 0, &upstream_name);
+            observed.finish(
+                Some(err.status.as_u16()),
+                Outcome::Refused,
+                0,
+                &upstream_name,
+            );
             return inner_refusal(context, encoder, err.into_response());
         }
         Err(NotForwarded::Outer(err)) => {
@@ -168,7 +173,12 @@ pub async fn serve(
         }
         // The client's framing was wrong, not the tunnel: it reads why.
         Err(err) if err.code == CONTENT_LENGTH_MISMATCH => {
-            observed.finish(Some(err.status.as_u16()), Outcome::Refused, 0, &upstream_name);
+            observed.finish(
+                Some(err.status.as_u16()),
+                Outcome::Refused,
+                0,
+                &upstream_name,
+            );
             inner_refusal(context, encoder, err.into_response())
         }
         Err(err) => {
