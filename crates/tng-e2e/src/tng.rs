@@ -99,6 +99,25 @@ impl Tng {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
     }
 
+    /// The sum of the `/metrics` samples of `name` whose labels include every `key="value"`
+    /// of `labels` (0 when there is none).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (status, body) = http_get(&format!("{}/metrics", self.control_url()));
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        body.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter(|(series, _)| {
+                let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+                metric == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            })
+            .filter_map(|(_, value)| value.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The `public_key`s listed by `/status/egress/<id>/ohttp/keys`.
     pub fn egress_public_keys(&self, id: usize) -> Vec<String> {
         let v = self.status_json(&format!("/status/egress/{id}/ohttp/keys"));

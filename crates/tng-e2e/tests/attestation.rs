@@ -127,8 +127,28 @@ fn contraindicated_status_is_refused_and_recovers_when_the_policy_changes() {
         "server attestation failed: submodule cpu0 status is contraindicated"
     );
 
+    // Counted by reason on the verifying ingress, none yet successful.
+    let failures = |reason| {
+        gw.ingress
+            .metric("tng_attestation_failures_total", &[("reason", reason)])
+    };
+    assert!(
+        failures("policy_rejected") >= 1.0,
+        "{}",
+        failures("policy_rejected")
+    );
+    assert_eq!(failures("service_unavailable"), 0.0);
+    let verified = || {
+        gw.ingress.metric(
+            "tng_attestation_verifications_total",
+            &[("result", "success")],
+        )
+    };
+    assert_eq!(verified(), 0.0);
+
     service.set_policy("strict", AFFIRMING_POLICY);
     gw.assert_recovers("policy relaxed");
+    assert_eq!(verified(), 1.0);
 }
 
 /// The AS requires every requested policy to exist but appraises with the first one only, and

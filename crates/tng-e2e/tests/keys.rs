@@ -120,6 +120,16 @@ fn rotation_every_2s_under_load_loses_nothing() {
     assert!(ok >= 200, "only {ok} requests in 30 s");
     assert!(keys.len() >= 5, "only {} distinct keys seen", keys.len());
     assert_eq!(backend.requests(), ok);
+    // Every advertised key after the first is a rotation (sampled each second, so a key that
+    // came and went between two samples may be missed); the active key is young.
+    let rotations = t.egress.metric("tng_ohttp_key_rotations_total", &[]);
+    assert!(
+        rotations >= 3.0 && rotations <= keys.len() as f64 + 1.0,
+        "{rotations} rotations counted, {} keys seen",
+        keys.len()
+    );
+    let age = t.egress.metric("tng_ohttp_active_key_age_seconds", &[]);
+    assert!((0.0..=5.0).contains(&age), "active key age {age} s");
 }
 
 fn wait_for_new_key(egress: &Tng, old: &str) -> String {

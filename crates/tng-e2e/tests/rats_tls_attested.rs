@@ -183,6 +183,14 @@ impl Peer {
             Peer::Upstream(proc) => proc.log(),
         }
     }
+
+    /// A `/metrics` sample of ours (see [`Tng::metric`]).
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self {
+            Peer::Ours(tng) => tng.metric(name, labels),
+            Peer::Upstream(_) => panic!("upstream serves no /metrics"),
+        }
+    }
 }
 
 fn launch(name: &str, upstream: Option<&PathBuf>, config: Value, port: u16) -> Peer {
@@ -425,8 +433,20 @@ fn attestation_service_down_delivers_nothing_and_recovers() {
             "{line}"
         );
         assert!(line.contains("WARN"), "{line}");
+        let reason = [("reason", "service_unavailable")];
+        let failures = pair
+            .ingress
+            .metric("tng_attestation_failures_total", &reason);
+        assert!(failures >= 1.0, "multiplex {multiplex}: {failures}");
         stack.service.restart();
         pair.assert_echo(b"the AS is back");
+        let verified = [("result", "success")];
+        assert_eq!(
+            pair.ingress
+                .metric("tng_attestation_verifications_total", &verified),
+            1.0,
+            "multiplex {multiplex}"
+        );
     }
 }
 

@@ -215,9 +215,9 @@ fn unattested_client_is_refused_by_a_verifying_egress() {
             .contains("(MetadataValidateError)"),
         "{body}"
     );
-    wait_for_log(
-        &ingress,
+    ingress.wait_for_log(
         "client attestation is required but no attestation info was provided",
+        Duration::from_secs(5),
     );
     assert_eq!(backend.requests(), 0);
 }
@@ -322,18 +322,5 @@ fn egress_caches_passport_answers_for_refresh_interval() {
         let (a, b) = (token(&first), token(&second));
         assert!(a.is_string() && b.is_string(), "{a} {b}");
         assert_eq!(a == b, same, "refresh_interval {refresh:?}");
-    }
-}
-
-/// Waits (5 s) for a line containing `needle` in `tng`'s log, written asynchronously.
-fn wait_for_log(tng: &Tng, needle: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !tng.log().contains(needle) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no log line containing {needle:?}:\n{}",
-            tng.log_tail(20)
-        );
-        pause(std::time::Duration::from_millis(50));
     }
 }

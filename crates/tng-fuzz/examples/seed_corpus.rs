@@ -75,6 +75,7 @@ fn main() -> Result {
     as_token_seeds(&mut out)?;
     aa_response_seeds(&mut out)?;
     config_seeds(&mut out, scenario.as_deref())?;
+    ratstls_cert_seeds(&mut out, &token)?;
     println!(
         "wrote {} seed files under {}",
         out.count,
@@ -825,6 +826,60 @@ fn config_seeds(out: &mut Out, scenario: Option<&str>) -> Result {
             let block = block.replace("<attestation-service-url>", "http://198.18.0.9:8080");
             out.put("config", &format!("scenario-{i}"), block.as_bytes())?;
         }
+    }
+    Ok(())
+}
+
+/// Certificates as a rats-TLS peer presents them (selector 0) and the evidence extension's
+/// content alone (selector 1): ours in both models, with a broken binding, and the upstream
+/// 2.12.0 certificate the tng-ratstls known-answer tests use.
+fn ratstls_cert_seeds(out: &mut Out, token: &str) -> Result {
+    use tng_ratstls::{binding, cert, Evidence};
+    let key = cert::generate_key()?;
+    let spki = cert::spki_der(&key);
+    let bound = canonical_claims(&binding::claims_for_spki(&spki));
+    let sample = br#"{"svn":"1","report_data":"AAAA"}"#;
+    let variants = [
+        (
+            "coco",
+            Evidence::Coco(CocoEvidence::new("sample", sample, None, bound.clone())),
+        ),
+        (
+            "coco-additional",
+            Evidence::Coco(CocoEvidence::new("sample", sample, Some(b"{}"), bound)),
+        ),
+        (
+            "coco-unbound",
+            Evidence::Coco(CocoEvidence::new(
+                "sample",
+                sample,
+                None,
+                r#"{"pubkey-hash":"someone else"}"#.to_owned(),
+            )),
+        ),
+        ("token", Evidence::Token(token.to_owned())),
+    ];
+    for (name, evidence) in variants {
+        let der = cert::build(&key, &evidence, std::time::SystemTime::now())?;
+        out.put(
+            "ratstls_cert",
+            &format!("cert-{name}"),
+            &[&[0u8][..], der.as_ref()].concat(),
+        )?;
+        out.put(
+            "ratstls_cert",
+            &format!("evidence-{name}"),
+            &[&[1u8][..], &evidence.encode()?].concat(),
+        )?;
+    }
+    let upstream =
+        include_str!("../../tng-ratstls/tests/data/upstream-2.12.0-background-check.pem");
+    for der in pem_certificates(upstream.as_bytes())? {
+        out.put(
+            "ratstls_cert",
+            "cert-upstream-2.12.0",
+            &[&[0u8][..], der.as_ref()].concat(),
+        )?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ mod config;
 pub mod fixtures;
 mod key_config;
 mod metadata;
+mod ratstls_cert;
 pub mod split;
 
 pub use aa_response::aa_response;
@@ -25,12 +26,13 @@ pub use chunked::{chunked_request, chunked_response};
 pub use config::config;
 pub use key_config::key_config;
 pub use metadata::metadata;
+pub use ratstls_cert::ratstls_cert;
 
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target by the name of its `fuzz/fuzz_targets/<name>.rs` and corpus directory.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("metadata", metadata),
     ("chunked_request", chunked_request),
     ("chunked_response", chunked_response),
@@ -39,4 +41,5 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("as_token", as_token),
     ("aa_response", aa_response),
     ("config", config),
+    ("ratstls_cert", ratstls_cert),
 ];

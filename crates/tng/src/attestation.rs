@@ -41,3 +41,39 @@ pub async fn verifier(
         .with_context(|| format!("{field}.verify"))?;
     Ok(Arc::new(verifier))
 }
+
+/// The reason label of a failed verification (`tng_attestation_failures_total{reason}`).
+pub fn failure_of(err: &tng_attest::Error) -> tng_telemetry::AttestationFailure {
+    use tng_attest::{AsError, Error, VerifyError};
+    use tng_telemetry::AttestationFailure as F;
+    match err {
+        Error::As(AsError::Unreachable { .. }) => F::ServiceUnavailable,
+        Error::As(AsError::Status { status, .. }) if status.is_server_error() => {
+            F::ServiceUnavailable
+        }
+        Error::As(AsError::Status { .. } | AsError::Evidence(_)) => F::InvalidEvidence,
+        Error::Verify(VerifyError::Expired { .. } | VerifyError::NotYetValid { .. }) => F::Expired,
+        Error::Verify(VerifyError::RuntimeDataMissing(_) | VerifyError::RuntimeDataMismatch(_)) => {
+            F::BindingMismatch
+        }
+        Error::Verify(
+            VerifyError::StatusNotAffirming { .. }
+            | VerifyError::PolicyIdMissing(_)
+            | VerifyError::AmbiguousPolicyIds(_),
+        ) => F::PolicyRejected,
+        Error::Verify(_) | Error::Evidence(_) => F::InvalidEvidence,
+        _ => F::Other,
+    }
+}
+
+/// The same for a rats-TLS peer certificate.
+pub fn peer_failure_of(err: &tng_ratstls::Error) -> tng_telemetry::AttestationFailure {
+    use tng_ratstls::Error;
+    use tng_telemetry::AttestationFailure as F;
+    match err {
+        Error::BindingMismatch { .. } => F::BindingMismatch,
+        Error::Attestation(err) => failure_of(err),
+        Error::Build(_) => F::Other,
+        _ => F::InvalidEvidence,
+    }
+}

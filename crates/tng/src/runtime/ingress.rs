@@ -64,7 +64,7 @@ impl IngressInstance {
                 IngressTransport::Ohttp(ohttp)
             }
             None => IngressTransport::RatsTls(Arc::new(
-                RatsTlsIngress::new(config, so_mark, &field).await?,
+                RatsTlsIngress::new(config, so_mark, &field, metrics.clone()).await?,
             )),
         });
         let mut listeners = Vec::new();

@@ -146,12 +146,15 @@ pub async fn run(args: KeySyncArgs) -> anyhow::Result<()> {
             _ = status_poll.tick() => {}
         }
         let snapshot = updates.borrow_and_update().clone();
+        // Read before the status is written: the ready file then never announces a directory
+        // whose `cluster.json` still says `"ready": false`.
+        let node_ready = *node.ready().borrow();
         if let Err(err) = out.write(&snapshot, &node.status_json()) {
             // A full disk or a vanished directory: keep the node and try again next round.
             tracing::error!("key-sync: {err:#}");
             continue;
         }
-        if !ready_written && snapshot.has_current() {
+        if !ready_written && snapshot.has_current() && node_ready {
             if let Some(path) = &args.ready_file {
                 let body = serde_json::json!({
                     "node_id": node.node_id(),

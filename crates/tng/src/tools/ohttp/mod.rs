@@ -127,7 +127,7 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
     };
     let client =
         crate::http::client::build(crate::http::client::ConnectOptions { so_mark: None, tls });
-    let exchange = key_cache::exchange_key_config(&client, &args.endpoint, verifier.as_ref())
+    let exchange = key_cache::exchange_key_config(&client, &args.endpoint, verifier.as_ref(), None)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let document: serde_json::Value = serde_json::from_slice(&exchange.raw)

@@ -33,6 +33,7 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
 };
 use tng_ratstls::{CertManager, FixedCert, PeerVerifier};
+use tng_telemetry::{Attestation, AttestationFailure, InstanceMetrics};
 use tracing::debug;
 
 /// The framing inside TLS, as ALPN names it.
@@ -77,6 +78,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 struct Roles {
     attester: Option<Arc<CertManager>>,
     verifier: Option<Arc<PeerVerifier>>,
+    /// Verifications of the peer are counted here (cached verdicts are not verifications).
+    metrics: InstanceMetrics,
 }
 
 impl Roles {
@@ -85,6 +88,7 @@ impl Roles {
         provider: &Arc<CryptoProvider>,
         so_mark: Option<u32>,
         field: &str,
+        metrics: InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let attester = match &ra.attest {
             Some(attest) => {
@@ -107,7 +111,11 @@ impl Roles {
             }
             None => None,
         };
-        Ok(Self { attester, verifier })
+        Ok(Self {
+            attester,
+            verifier,
+            metrics,
+        })
     }
 
     /// `refresh_interval: 0`: a certificate (hence a TLS configuration) per handshake.
@@ -130,9 +138,21 @@ impl Roles {
             return Ok(());
         };
         let Some(leaf) = certificates.and_then(|c| c.first()) else {
+            self.metrics
+                .attestation(Attestation::Failed(AttestationFailure::InvalidEvidence));
             return Err(tng_ratstls::Error::NoCertificate.to_string());
         };
-        let verdict = verifier.verify(leaf).await.map_err(|e| e.to_string())?;
+        let verdict = match verifier.verify(leaf).await {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                let reason = crate::attestation::peer_failure_of(&err);
+                self.metrics.attestation(Attestation::Failed(reason));
+                return Err(err.to_string());
+            }
+        };
+        if !verdict.cached {
+            self.metrics.attestation(Attestation::Verified);
+        }
         debug!(
             pubkey_hash = %verdict.pubkey_hash,
             cached = verdict.cached,
@@ -156,9 +176,10 @@ impl ClientSecurity {
         framing: Framing,
         so_mark: Option<u32>,
         field: &str,
+        metrics: InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let provider = provider();
-        let roles = Roles::new(&config.ra, &provider, so_mark, field).await?;
+        let roles = Roles::new(&config.ra, &provider, so_mark, field, metrics).await?;
         let resolver = roles
             .attester
             .clone()
@@ -245,9 +266,10 @@ impl ServerSecurity {
         framing: Framing,
         so_mark: Option<u32>,
         field: &str,
+        metrics: InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let provider = provider();
-        let roles = Roles::new(&config.ra, &provider, so_mark, field).await?;
+        let roles = Roles::new(&config.ra, &provider, so_mark, field, metrics).await?;
         let resolver: Arc<dyn ResolvesServerCert> = match &roles.attester {
             Some(manager) => manager.clone(),
             None => Arc::new(FixedCert(throwaway_certificate(&provider)?)),

@@ -154,6 +154,53 @@ impl KeyManager {
     }
 }
 
+/// How often the advertised key is looked at for the key metrics.
+const OBSERVE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl KeyManager {
+    /// Keeps `tng_key_rotations_total` and the active key's age current: whichever source
+    /// fills the ring (rotation, a file, the cluster), a change of the advertised key is a
+    /// rotation.
+    pub fn observe(
+        self: &Arc<Self>,
+        metrics: tng_telemetry::InstanceMetrics,
+        mut shutdown: Shutdown,
+    ) {
+        let manager = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut last: Option<Vec<u8>> = None;
+            loop {
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let current = {
+                    let ring = manager.read();
+                    ring.client_visible().and_then(|(key, _)| {
+                        ring.entries()
+                            .iter()
+                            .find(|e| e.key.public_key() == key.public_key())
+                            .map(|e| (key.public_key().to_vec(), e.activated_at))
+                    })
+                };
+                drop(manager);
+                if let Some((public_key, activated_at)) = current {
+                    if last.as_ref() != Some(&public_key) {
+                        match last {
+                            Some(_) => metrics.key_rotated(activated_at),
+                            None => metrics.key_active_since(activated_at),
+                        }
+                        last = Some(public_key);
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.requested() => return,
+                    _ = tokio::time::sleep(OBSERVE_INTERVAL) => {}
+                }
+            }
+        });
+    }
+}
+
 async fn rotate(manager: Arc<KeyManager>, mut shutdown: Shutdown) {
     loop {
         let delay = manager.write().refresh(SystemTime::now());

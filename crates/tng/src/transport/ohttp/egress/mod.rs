@@ -79,6 +79,7 @@ impl OhttpEgress {
         let keys = keys::KeyManager::start(&ohttp.key, &key_field, so_mark, shutdown.clone())
             .await
             .with_context(|| key_field.clone())?;
+        keys.observe(metrics.clone(), shutdown.clone());
         let attester = config
             .ra
             .attest

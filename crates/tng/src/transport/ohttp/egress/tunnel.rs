@@ -350,9 +350,16 @@ fn check_client_auth(
     };
     match (&metadata.client_auth, context.verifier.as_deref()) {
         (Some(metadata::ClientAuth::NoAuth(_)), None) => Ok(None),
-        (Some(metadata::ClientAuth::NoAuth(_)), Some(_)) => Err(invalid(
-            "client attestation is required but no attestation info was provided".into(),
-        )),
+        (Some(metadata::ClientAuth::NoAuth(_)), Some(_)) => {
+            context
+                .metrics
+                .attestation(tng_telemetry::Attestation::Failed(
+                    tng_telemetry::AttestationFailure::InvalidEvidence,
+                ));
+            Err(invalid(
+                "client attestation is required but no attestation info was provided".into(),
+            ))
+        }
         (Some(metadata::ClientAuth::AttestedPublicKey(_)), None) => Err(invalid(
             "client attestation is not required by this egress but attestation info was provided"
                 .into(),
@@ -369,9 +376,12 @@ fn check_client_auth(
                 None,
                 &base64::engine::general_purpose::STANDARD.encode(pk_s),
             );
-            verifier
-                .verify(&attested.attestation_result, &expected)
-                .map_err(|e| invalid(format!("client attestation failed: {e}")))?;
+            let verified = verifier.verify(&attested.attestation_result, &expected);
+            context.metrics.attestation(match &verified {
+                Ok(_) => tng_telemetry::Attestation::Verified,
+                Err(e) => tng_telemetry::Attestation::Failed(crate::attestation::failure_of(e)),
+            });
+            verified.map_err(|e| invalid(format!("client attestation failed: {e}")))?;
             Ok(Some(pk_s))
         }
         (None, _) => Err(invalid("client_auth is empty".into())),

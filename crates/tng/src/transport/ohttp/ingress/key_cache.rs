@@ -26,6 +26,7 @@ use tng_ohttp::api::{
 };
 use tng_ohttp::keys::KeyConfig;
 use tng_ohttp::keys::SenderKey;
+use tng_telemetry::{Attestation, AttestationFailure, InstanceMetrics};
 use tracing::{info, warn};
 
 use crate::error::TngError;
@@ -173,6 +174,8 @@ pub struct KeyCache {
     /// Deadline of one fetch, attestation included.
     deadline: Duration,
     endpoints: Mutex<Bounded<String, Arc<Endpoint>>>,
+    /// The instance's metrics: verifications of the egresses' attestation are counted here.
+    metrics: InstanceMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +200,7 @@ impl KeyCache {
         verifier: Option<Arc<tng_attest::Verifier>>,
         attester: Option<Arc<tng_attest::Attester>>,
         response_timeout: Option<Duration>,
+        metrics: InstanceMetrics,
     ) -> Self {
         let refresh_interval = attester
             .as_ref()
@@ -208,6 +212,7 @@ impl KeyCache {
             refresh_interval,
             deadline: response_timeout.map_or(KEY_FETCH_TIMEOUT, |t| t.min(KEY_FETCH_TIMEOUT)),
             endpoints: Mutex::new(Bounded::new(MAX_ENDPOINTS)),
+            metrics,
         }
     }
 
@@ -343,6 +348,7 @@ impl KeyCache {
             url,
             self.verifier.as_deref(),
             self.refresh_interval,
+            Some(&self.metrics),
         )
         .await?;
         if let Some(identity) = &client {
@@ -468,13 +474,22 @@ pub async fn exchange_key_config(
     client: &HttpClient,
     url: &str,
     verifier: Option<&tng_attest::Verifier>,
+    metrics: Option<&InstanceMetrics>,
 ) -> Result<KeyConfigExchange, TngError> {
+    let count_failure = |reason: AttestationFailure| {
+        if let Some(metrics) = metrics {
+            metrics.attestation(Attestation::Failed(reason));
+        }
+    };
     let unusable = |message: String| unusable_key_config(url, message);
     // Background check: the challenge comes from our own Attestation Service, so the evidence
     // the egress returns is fresh and bound to this very exchange.
     let challenge = match verifier {
         Some(v) if v.model() == tng_attest::Model::BackgroundCheck => {
-            Some(v.challenge().await.map_err(attestation_error)?)
+            Some(v.challenge().await.map_err(|err| {
+                count_failure(crate::attestation::failure_of(&err));
+                attestation_error(err)
+            })?)
         }
         _ => None,
     };
@@ -519,6 +534,7 @@ pub async fn exchange_key_config(
         // The egress could not attest (AA failure, model mismatch): a verdict about the server.
         if verifier.is_some() && code.as_deref() == Some("GenServerHpkeConfigurationResponseFailed")
         {
+            count_failure(AttestationFailure::Other);
             return Err(TngError::new(
                 StatusCode::BAD_GATEWAY,
                 "ServerAttestationFailed",
@@ -531,7 +547,9 @@ pub async fn exchange_key_config(
     let parsed: KeyConfigResponse = serde_json::from_slice(&bytes)
         .map_err(|e| unusable(format!("invalid key config response: {e}")))?;
     let token = match verifier {
-        Some(v) => Some(verify_server(v, challenge.as_deref(), &parsed, url).await?),
+        Some(v) => {
+            Some(verify_server_counted(v, challenge.as_deref(), &parsed, url, metrics).await?)
+        }
         None => None,
     };
     Ok(KeyConfigExchange {
@@ -555,13 +573,14 @@ async fn fetch_key_config(
     url: &str,
     verifier: Option<&tng_attest::Verifier>,
     refresh_interval: Duration,
+    metrics: Option<&InstanceMetrics>,
 ) -> Result<CachedKey, TngError> {
     let unusable = |message: String| unusable_key_config(url, message);
     let KeyConfigExchange {
         response: parsed,
         token,
         ..
-    } = exchange_key_config(client, url, verifier).await?;
+    } = exchange_key_config(client, url, verifier, metrics).await?;
     let configs = parsed
         .hpke_key_config
         .decode()
@@ -604,13 +623,45 @@ pub async fn verify_server(
     response: &KeyConfigResponse,
     url: &str,
 ) -> Result<tng_attest::VerifiedToken, TngError> {
+    verify_server_counted(verifier, challenge, response, url, None).await
+}
+
+/// [`verify_server`], counting the outcome in `metrics`.
+async fn verify_server_counted(
+    verifier: &tng_attest::Verifier,
+    challenge: Option<&str>,
+    response: &KeyConfigResponse,
+    url: &str,
+    metrics: Option<&InstanceMetrics>,
+) -> Result<tng_attest::VerifiedToken, TngError> {
+    let result = check_server(verifier, challenge, response, url).await;
+    if let Some(metrics) = metrics {
+        metrics.attestation(match &result {
+            Ok(_) => Attestation::Verified,
+            Err((reason, _)) => Attestation::Failed(*reason),
+        });
+    }
+    result.map_err(|(_, err)| err)
+}
+
+async fn check_server(
+    verifier: &tng_attest::Verifier,
+    challenge: Option<&str>,
+    response: &KeyConfigResponse,
+    url: &str,
+) -> Result<tng_attest::VerifiedToken, (AttestationFailure, TngError)> {
     let failed = |reason: String| {
-        TngError::new(
-            StatusCode::BAD_GATEWAY,
-            "ServerAttestationFailed",
-            format!("server attestation failed: {reason}"),
+        (
+            AttestationFailure::InvalidEvidence,
+            TngError::new(
+                StatusCode::BAD_GATEWAY,
+                "ServerAttestationFailed",
+                format!("server attestation failed: {reason}"),
+            ),
         )
     };
+    let refused =
+        |err: tng_attest::Error| (crate::attestation::failure_of(&err), attestation_error(err));
     let key_config =
         serde_json::to_value(&response.hpke_key_config).map_err(|e| failed(e.to_string()))?;
     let verified = match (&response.attestation_info, challenge) {
@@ -621,7 +672,7 @@ pub async fn verify_server(
             verifier
                 .appraise(&evidence, &expected)
                 .await
-                .map_err(attestation_error)?
+                .map_err(refused)?
         }
         (
             Some(AttestationInfo::Passport {
@@ -632,7 +683,7 @@ pub async fn verify_server(
             let expected = tng_attest::claims::server_claims(None, key_config);
             verifier
                 .verify(attestation_result, &expected)
-                .map_err(attestation_error)?
+                .map_err(refused)?
         }
         (None, _) => {
             return Err(failed(

@@ -94,6 +94,7 @@ impl OhttpIngress {
             verifier,
             attester,
             config.limits.response_timeout,
+            metrics.clone(),
         ));
         Ok(Self {
             id,

@@ -324,6 +324,7 @@ async fn send(
                 return Err(egress_refused(status, response).await);
             }
             key_refetched = true;
+            context.metrics.key_retry();
             debug!(
                 "egress no longer accepts key {}; refetching and replaying",
                 hex::encode(key.public_key)

@@ -49,7 +49,7 @@ impl RatsTlsEgress {
         let framing = Framing::from_multiplex(config.rats_tls.multiplex);
         Ok(Self {
             id: config.id,
-            security: ServerSecurity::new(config, framing, so_mark, field).await?,
+            security: ServerSecurity::new(config, framing, so_mark, field, metrics.clone()).await?,
             so_mark,
             limits: Arc::new(config.limits.clone()),
             shutdown: shutdown.clone(),

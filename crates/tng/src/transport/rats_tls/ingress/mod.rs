@@ -38,11 +38,12 @@ impl RatsTlsIngress {
         config: &tng_config::Ingress,
         so_mark: Option<u32>,
         field: &str,
+        metrics: tng_telemetry::InstanceMetrics,
     ) -> anyhow::Result<Self> {
         let framing = Framing::from_multiplex(config.rats_tls.multiplex);
         Ok(Self {
             framing,
-            security: ClientSecurity::new(config, framing, so_mark, field).await?,
+            security: ClientSecurity::new(config, framing, so_mark, field, metrics).await?,
             so_mark,
             pool: pool::Pool::new(&config.rats_tls, so_mark),
         })
