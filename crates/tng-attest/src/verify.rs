@@ -105,6 +105,29 @@ pub struct VerifiedToken {
     pub policy_ids: BTreeSet<String>,
 }
 
+impl VerifiedToken {
+    /// `cpu0=affirming,…`: each EAR submodule's `ear.status` (empty for other profiles), as
+    /// the gateways log a verified peer.
+    pub fn ear_status(&self) -> String {
+        self.claims
+            .get("submods")
+            .and_then(|s| s.as_object())
+            .map(|submods| {
+                submods
+                    .iter()
+                    .map(|(name, m)| {
+                        format!(
+                            "{name}={}",
+                            m.get("ear.status").and_then(|v| v.as_str()).unwrap_or("?")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Verifies tokens against one trust setting and the configured policy ids.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use sha2::{Digest, Sha256};
-use tng_attest::{Model, VerifiedToken, Verifier};
+use tng_attest::{Model, Verifier};
 use tracing::info;
 
 use crate::binding::PUBKEY_HASH;
@@ -175,7 +175,7 @@ impl PeerVerifier {
                 .unwrap_or_default()
                 .to_owned(),
             exp: token.exp,
-            status: ear_status(&token),
+            status: token.ear_status(),
             policy_ids: token.policy_ids.iter().cloned().collect(),
             cached: false,
         };
@@ -222,24 +222,4 @@ fn valid_for(exp: u64) -> Option<Duration> {
         .unwrap_or_default();
     let left = Duration::from_secs(exp).checked_sub(now)?;
     (!left.is_zero()).then_some(left)
-}
-
-fn ear_status(token: &VerifiedToken) -> String {
-    token
-        .claims
-        .get("submods")
-        .and_then(|s| s.as_object())
-        .map(|submods| {
-            submods
-                .iter()
-                .map(|(name, m)| {
-                    format!(
-                        "{name}={}",
-                        m.get("ear.status").and_then(|v| v.as_str()).unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
 }

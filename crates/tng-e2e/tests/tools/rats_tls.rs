@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tng_e2e::*;
 
-use super::run::{tool, upstream_tool};
+use super::run::{tool, upstream_tool, ToolOutput};
 use super::stack::*;
 
 /// Upstream's tools read flat structs without the config's defaults: every field spelled out.
@@ -24,6 +24,23 @@ fn verify(service: &As, model: &str, policy: &str) -> String {
            "policy_ids": [policy], "trusted_certs_paths": null,
            "verify_signer_transparency": false, "skip_as_token_cert_verify": false})
     .to_string()
+}
+
+/// Our `tng tools rats-tls verify --cert CERT --verify VERIFY [--json]`.
+fn verify_cert(cert: &Path, verify: &str, json: bool) -> ToolOutput {
+    let mut args = vec![
+        "tools",
+        "rats-tls",
+        "verify",
+        "--cert",
+        path_str(cert),
+        "--verify",
+        verify,
+    ];
+    if json {
+        args.push("--json");
+    }
+    tool(&args)
 }
 
 fn path_str(path: &Path) -> &str {
@@ -92,16 +109,7 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
 
     // Verified by ours, for a person and for a script.
     let bg = verify(&service, "background_check", "default");
-    let out = tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &bg,
-    ])
-    .success();
+    let out = verify_cert(&cert, &bg, false).success();
     assert!(
         out.stdout
             .lines()
@@ -114,18 +122,7 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
         "{}",
         out.stdout
     );
-    let doc = tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &bg,
-        "--json",
-    ])
-    .success()
-    .json();
+    let doc = verify_cert(&cert, &bg, true).success().json();
     assert_eq!(doc["attestation"]["verified"], true, "{doc}");
     assert_eq!(
         doc["attestation"]["policy_ids"],
@@ -136,27 +133,9 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
 
     // Refusals: each names its reason, exits 1.
     let strict = verify(&service, "background_check", "strict");
-    tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &strict,
-    ])
-    .failure_with(&["attestation refused", "contraindicated"]);
+    verify_cert(&cert, &strict, false).failure_with(&["attestation refused", "contraindicated"]);
     let passport = verify(&service, "passport", "default");
-    tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &passport,
-    ])
-    .failure_with(&["attestation refused", "model mismatch"]);
+    verify_cert(&cert, &passport, false).failure_with(&["attestation refused", "model mismatch"]);
     let mut der = {
         use base64::Engine as _;
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -168,16 +147,7 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
     der[last] ^= 0x01;
     let tampered = dir.join("tampered.der");
     std::fs::write(&tampered, &der).expect("write tampered");
-    tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&tampered),
-        "--verify",
-        &bg,
-    ])
-    .failure_with(&["self-signature does not verify"]);
+    verify_cert(&tampered, &bg, false).failure_with(&["self-signature does not verify"]);
 
     let Some(upstream) = upstream_bin("2.12.0") else {
         return;
@@ -216,18 +186,7 @@ fn rats_tls_gen_and_verify_both_ways_with_upstream_2_12_0() {
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
         .collect();
     std::fs::write(&theirs, cert_pem).expect("write upstream cert");
-    let doc = tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&theirs),
-        "--verify",
-        &bg,
-        "--json",
-    ])
-    .success()
-    .json();
+    let doc = verify_cert(&theirs, &bg, true).success().json();
     assert_eq!(doc["attestation"]["verified"], true, "{doc}");
     assert_eq!(doc["evidence"]["model"], "background_check", "{doc}");
 }
@@ -256,30 +215,17 @@ fn rats_tls_passport_certificate_carries_its_token() {
     let dir = test_dir("rats-tls-passport");
     let cert = dir.join("cert.pem");
     std::fs::write(&cert, &out.stdout).expect("write");
-    let doc = tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &verify(&service, "passport", "default"),
-        "--json",
-    ])
-    .success()
-    .json();
+    let doc = verify_cert(&cert, &verify(&service, "passport", "default"), true)
+        .success()
+        .json();
     assert_eq!(doc["attestation"]["verified"], true, "{doc}");
     assert_eq!(doc["attestation"]["model"], "passport", "{doc}");
     assert!(doc["evidence"]["claims"]["exp"].is_u64(), "{doc}");
-    tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
+    verify_cert(
+        &cert,
         &verify(&service, "background_check", "default"),
-    ])
+        false,
+    )
     .failure_with(&["attestation refused", "model mismatch"]);
 }
 
@@ -321,16 +267,7 @@ fn rats_tls_dump_of_live_egresses() {
         ])
         .success();
         assert!(out.stdout.contains("wrote"), "{out:?}");
-        tool(&[
-            "tools",
-            "rats-tls",
-            "verify",
-            "--cert",
-            path_str(&cert),
-            "--verify",
-            &bg,
-        ])
-        .success();
+        verify_cert(&cert, &bg, false).success();
     }
 
     // An egress without `attest` presents a certificate with no evidence.
@@ -376,17 +313,6 @@ fn rats_tls_dump_of_live_egresses() {
         path_str(&cert),
     ])
     .success();
-    let doc = tool(&[
-        "tools",
-        "rats-tls",
-        "verify",
-        "--cert",
-        path_str(&cert),
-        "--verify",
-        &bg,
-        "--json",
-    ])
-    .success()
-    .json();
+    let doc = verify_cert(&cert, &bg, true).success().json();
     assert_eq!(doc["attestation"]["verified"], true, "{doc}");
 }

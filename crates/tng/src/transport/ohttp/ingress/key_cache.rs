@@ -700,23 +700,7 @@ async fn check_server(
                 .into(),
         )),
     };
-    let status = verified
-        .claims
-        .get("submods")
-        .and_then(|s| s.as_object())
-        .map(|submods| {
-            submods
-                .iter()
-                .map(|(name, m)| {
-                    format!(
-                        "{name}={}",
-                        m.get("ear.status").and_then(|v| v.as_str()).unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let status = verified.ear_status();
     info!(%url, ear_status = %status, policy_ids = ?verified.policy_ids, exp = verified.exp, "server attestation verified");
     Ok(verified)
 }
