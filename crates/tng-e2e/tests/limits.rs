@@ -103,6 +103,10 @@ fn inner_heads_over_the_egress_limits_get_431_inside_the_tunnel() {
         0,
         "a refused request reached the backend"
     );
+    // Counted by the limit that refused, on the egress that applied it.
+    let hits = |limit| t.egress.metric("tng_limit_hits_total", &[("limit", limit)]);
+    assert_eq!(hits("max_headers"), 1.0);
+    assert_eq!(hits("max_header_bytes"), 1.0);
     assert_still_serving(&t, "inner heads over the limits");
 }
 
@@ -314,6 +318,11 @@ fn connections_beyond_max_connections_get_503_and_other_listeners_keep_serving()
         .filter(|l| l.contains("connection limit reached"))
         .count();
     assert_eq!(lines, 1, "the overload line is rate-limited");
+    // Each refusal is counted, although the log line is not repeated.
+    assert_eq!(
+        ingress.metric("tng_limit_hits_total", &[("limit", "max_connections")]),
+        6.0
+    );
     // The other listener has its own budget.
     let r = curl_status(&["-d", "via b", &url(b)]);
     assert_eq!((r.status, r.text()), (200, "via b".to_string()));
@@ -446,6 +455,8 @@ fn response_timeouts_give_504() {
     assert!(message.contains("(UpstreamResponseTimeout)"), "{message}");
     let line = t.egress.wait_for_log("UpstreamResponseTimeout", GENEROUS);
     assert!(line.contains("sent no response within 1s"), "{line}");
+    let timeouts = [("limit", "response_timeout")];
+    assert_eq!(t.egress.metric("tng_limit_hits_total", &timeouts), 1.0);
     assert_still_serving(&t, "a service timeout");
     drop(t);
 
@@ -459,6 +470,7 @@ fn response_timeouts_give_504() {
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(r.json()["code"], "EgressResponseTimeout");
     t.ingress.wait_for_log("EgressResponseTimeout", GENEROUS);
+    assert_eq!(t.ingress.metric("tng_limit_hits_total", &timeouts), 1.0);
     assert_still_serving(&t, "an egress timeout");
     // 0 disables the limit.
     let t0 = tunnel(

@@ -265,6 +265,7 @@ pub async fn accept_loop<F, Fut>(
         shutdown,
         name,
         Arc::new(Limits::default()),
+        None,
         on_connection,
     )
     .await
@@ -281,6 +282,7 @@ pub async fn accept_loop_limited<F, Fut>(
     mut shutdown: Shutdown,
     name: String,
     limits: Arc<Limits>,
+    metrics: Option<tng_telemetry::InstanceMetrics>,
     on_connection: F,
 ) where
     F: Fn(TcpStream, SocketAddr, ConnGuard) -> Fut,
@@ -297,6 +299,9 @@ pub async fn accept_loop_limited<F, Fut>(
                     let _ = stream.set_nodelay(true);
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         refused.note(&name, limits.max_connections);
+                        if let Some(metrics) = &metrics {
+                            metrics.limit_hit(tng_telemetry::Limit::MaxConnections);
+                        }
                         tokio::spawn(refuse_overloaded(stream));
                         continue;
                     };

@@ -175,6 +175,7 @@ impl EgressInstance {
             stop,
             name,
             self.limits.clone(),
+            Some(self.metrics.clone()),
             move |stream, _peer, guard| {
                 let (transport, direct) = (transport.clone(), direct.clone());
                 let metrics = metrics.clone();

@@ -126,6 +126,7 @@ impl IngressInstance {
                 shutdown.clone(),
                 name,
                 self.limits.clone(),
+                Some(metrics.clone()),
                 move |stream, _peer, guard| {
                     let (transport, entry) = (transport.clone(), entry.clone());
                     connection(

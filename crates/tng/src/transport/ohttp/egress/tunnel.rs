@@ -21,7 +21,7 @@ use tng_ohttp::bhttp::{self, BhttpError, Event, RequestHead};
 use tng_ohttp::chunked::{OhttpError, RequestHeader, ResponseEncoder, ServerRequest};
 use tng_ohttp::keys::ServerKey;
 use tng_ohttp::metadata::{self, Metadata, MetadataError, MetadataReader};
-use tng_telemetry::Outcome;
+use tng_telemetry::{Limit, Outcome};
 use tracing::Instrument;
 
 use super::freshness::{Rejection, Source};
@@ -90,6 +90,7 @@ pub async fn serve(
             @ (BhttpError::FieldSectionTooLarge { .. } | BhttpError::ControlDataTooLarge { .. }),
         )) => {
             tracing::warn!("inner request head refused with 431: {err}");
+            context.metrics.limit_hit(Limit::MaxHeaderBytes);
             return inner_refusal(context, encoder, header_too_large(&err.to_string()));
         }
         Err(err) => return Err(read_error(err)),
@@ -101,6 +102,7 @@ pub async fn serve(
             context.limits.max_headers
         );
         tracing::warn!("inner request head refused with 431: {why}");
+        context.metrics.limit_hit(Limit::MaxHeaders);
         return inner_refusal(context, encoder, header_too_large(&why));
     }
     if let Some(replay) = &context.replay {
@@ -309,7 +311,11 @@ async fn read_metadata(
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    if let Some(done) = reader.push(&data).map_err(metadata_error)? {
+                    let pushed = reader.push(&data);
+                    if let Err(MetadataError::TooLong { .. }) = &pushed {
+                        context.metrics.limit_hit(Limit::MaxMetadataBytes);
+                    }
+                    if let Some(done) = pushed.map_err(metadata_error)? {
                         return Ok(done);
                     }
                 }
@@ -636,6 +642,7 @@ async fn forward(
         Some(limit) => match tokio::time::timeout(limit, sent).await {
             Ok(result) => result,
             Err(_) => {
+                context.metrics.limit_hit(Limit::ResponseTimeout);
                 return Err(TngError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "UpstreamResponseTimeout",
@@ -644,7 +651,7 @@ async fn forward(
                         limit.as_secs()
                     ),
                 )
-                .with_detail(format!("service {upstream}")))
+                .with_detail(format!("service {upstream}")));
             }
         },
         None => sent.await,

@@ -289,6 +289,7 @@ async fn send(
         let sent = context.client.request(request);
         let result = match context.limits.response_timeout {
             Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| {
+                context.metrics.limit_hit(tng_telemetry::Limit::ResponseTimeout);
                 TngError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "EgressResponseTimeout",
