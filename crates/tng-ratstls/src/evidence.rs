@@ -203,6 +203,27 @@ mod tests {
         )
     }
 
+    /// `tag(tag) [bstr inner, h'']`, as the extension carries it.
+    fn tagged(tag: u64, inner: Vec<u8>) -> Vec<u8> {
+        let outer = Value::Tag(
+            tag,
+            Box::new(Value::Array(vec![
+                Value::Bytes(inner),
+                Value::Bytes(vec![]),
+            ])),
+        );
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&outer, &mut bytes).expect("encode");
+        bytes
+    }
+
+    /// A CoCo evidence map wrapped as the extension carries it.
+    fn tagged_coco(map: &Value) -> Vec<u8> {
+        let mut inner = Vec::new();
+        ciborium::into_writer(map, &mut inner).expect("encode");
+        tagged(TAG_COCO_EVIDENCE, inner)
+    }
+
     #[test]
     fn coco_evidence_round_trips_with_the_upstream_layout() {
         let encoded = Evidence::Coco(sample()).encode().expect("encode");
@@ -232,17 +253,8 @@ mod tests {
             reason(&[0x82, 0x40, 0x40]),
             "the evidence extension is malformed: the CBOR item is not tagged"
         );
-        let ita = Value::Tag(
-            TAG_ITA_EVIDENCE,
-            Box::new(Value::Array(vec![
-                Value::Bytes(vec![]),
-                Value::Bytes(vec![]),
-            ])),
-        );
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&ita, &mut bytes).expect("encode");
         assert_eq!(
-            reason(&bytes),
+            reason(&tagged(TAG_ITA_EVIDENCE, vec![])),
             "the evidence extension has CBOR tag 0x17a000, which this implementation does not support"
         );
         let bad_hash = Value::Map(vec![
@@ -251,19 +263,8 @@ mod tests {
             (text("aa_runtime_data"), text("{}")),
             (text("aa_runtime_data_hash_algo"), Value::Integer(2.into())),
         ]);
-        let mut inner = Vec::new();
-        ciborium::into_writer(&bad_hash, &mut inner).expect("encode");
-        let outer = Value::Tag(
-            TAG_COCO_EVIDENCE,
-            Box::new(Value::Array(vec![
-                Value::Bytes(inner),
-                Value::Bytes(vec![]),
-            ])),
-        );
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&outer, &mut bytes).expect("encode");
         assert_eq!(
-            reason(&bytes),
+            reason(&tagged_coco(&bad_hash)),
             "the evidence extension is malformed: aa_runtime_data_hash_algo 2 is not 1, 7 or 8"
         );
     }
@@ -278,18 +279,7 @@ mod tests {
             (text("aa_evidence"), Value::Bytes(b"e".to_vec())),
             (text("tee_type"), text("tdx")),
         ]);
-        let mut inner = Vec::new();
-        ciborium::into_writer(&map, &mut inner).expect("encode");
-        let outer = Value::Tag(
-            TAG_COCO_EVIDENCE,
-            Box::new(Value::Array(vec![
-                Value::Bytes(inner),
-                Value::Bytes(vec![]),
-            ])),
-        );
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&outer, &mut bytes).expect("encode");
-        let Evidence::Coco(evidence) = Evidence::decode(&bytes).expect("decode") else {
+        let Evidence::Coco(evidence) = Evidence::decode(&tagged_coco(&map)).expect("decode") else {
             panic!("CoCo evidence expected");
         };
         assert_eq!(evidence, CocoEvidence::new("tdx", b"e", None, "{}".into()));

@@ -104,16 +104,9 @@ async fn gen(args: GenArgs) -> anyhow::Result<()> {
         .context("cannot issue an attested certificate")?;
     let cert_pem = pem_encode("CERTIFICATE", issued.der.as_ref());
     let key_pem = pem_encode("PRIVATE KEY", issued.key.secret_pkcs8_der());
-    let mut written = Vec::new();
-    let mut printed = String::new();
-    match &args.cert_out {
-        Some(path) => write_file(path, cert_pem.as_bytes(), 0o644, &mut written)?,
-        None => printed.push_str(&cert_pem),
-    }
-    match &args.key_out {
-        Some(path) => write_file(path, key_pem.as_bytes(), 0o600, &mut written)?,
-        None => printed.push_str(&key_pem),
-    }
+    let mut pems = Pems::default();
+    pems.put(args.cert_out.as_deref(), &cert_pem, 0o644)?;
+    pems.put(args.key_out.as_deref(), &key_pem, 0o600)?;
     let parsed = parse(issued.der.as_ref())?;
     let report = Report {
         source: report::Source::Generated,
@@ -124,9 +117,9 @@ async fn gen(args: GenArgs) -> anyhow::Result<()> {
             .map_err(|e| e.to_string()),
         verdict: None,
         framing: None,
-        written,
+        written: pems.written,
     };
-    report::emit(&report, printed, Output::new(args.json))
+    report::emit(&report, pems.printed, Output::new(args.json))
 }
 
 async fn dump(args: DumpArgs) -> anyhow::Result<()> {
@@ -145,19 +138,15 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--endpoint {}", args.endpoint))?;
     let cert_pem = pem_encode("CERTIFICATE", captured.der.as_ref());
-    let mut written = Vec::new();
-    let mut printed = String::new();
-    match &args.cert_out {
-        Some(path) => write_file(path, cert_pem.as_bytes(), 0o644, &mut written)?,
-        None => printed.push_str(&cert_pem),
-    }
+    let mut pems = Pems::default();
+    pems.put(args.cert_out.as_deref(), &cert_pem, 0o644)?;
     // A certificate that does not parse is still written: it is what the peer presented, and
     // the reason it is refused is the report's first line.
     let parsed = ParsedCert::parse(captured.der.as_ref(), &algorithms());
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(err) => {
-            report::emit_raw(&printed)?;
+            report::emit_raw(&pems.printed)?;
             anyhow::bail!(
                 "the certificate of {} is not attested: {err}",
                 args.endpoint
@@ -173,9 +162,9 @@ async fn dump(args: DumpArgs) -> anyhow::Result<()> {
             .map_err(|e| e.to_string()),
         verdict: None,
         framing: Some(captured.framing),
-        written,
+        written: pems.written,
     };
-    report::emit(&report, printed, Output::new(args.json))
+    report::emit(&report, pems.printed, Output::new(args.json))
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
@@ -259,13 +248,22 @@ fn pem_encode(tag: &str, der: &[u8]) -> String {
     pem::encode_config(&pem::Pem::new(tag, der), config)
 }
 
-fn write_file(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    written: &mut Vec<PathBuf>,
-) -> anyhow::Result<()> {
-    crate::tools::fs::write_atomic(path, contents, mode)?;
-    written.push(path.to_path_buf());
-    Ok(())
+/// PEM blocks written to their files, or kept to be printed when no file was named.
+#[derive(Default)]
+struct Pems {
+    written: Vec<PathBuf>,
+    printed: String,
+}
+
+impl Pems {
+    fn put(&mut self, path: Option<&Path>, pem: &str, mode: u32) -> anyhow::Result<()> {
+        match path {
+            Some(path) => {
+                crate::tools::fs::write_atomic(path, pem.as_bytes(), mode)?;
+                self.written.push(path.to_path_buf());
+            }
+            None => self.printed.push_str(pem),
+        }
+        Ok(())
+    }
 }
