@@ -19,7 +19,11 @@ done
 
 # command -> Debian package providing it. iptables/ipset/iproute2/tcpdump are used by the
 # capture and outer-leg tests, nginx is the L7 gateway in the end-to-end topology, prometheus
-# scrapes the control interface's /metrics in the telemetry tests.
+# scrapes the control interface's /metrics in the telemetry tests, haproxy is the L4 load
+# balancer that speaks the PROXY protocol in the client-address tests; curl, python3, psql and
+# gcc (a static test program) are the applications of the `tng exec` tests; dnsmasq (a DNS
+# server answering from its own hosts file) and dig are the service and client of the
+# `netfilter_udp` tests.
 declare -A need=(
   [curl]=curl
   [nginx]=nginx
@@ -29,6 +33,12 @@ declare -A need=(
   [tcpdump]=tcpdump
   [openssl]=openssl
   [prometheus]=prometheus
+  [haproxy]=haproxy
+  [python3]=python3
+  [psql]=postgresql-client
+  [gcc]=gcc
+  [dnsmasq]=dnsmasq-base
+  [dig]=bind9-dnsutils
 )
 if $bench; then
   need[wrk]=wrk
@@ -43,6 +53,11 @@ for cmd in "${!need[@]}"; do
     missing+=("${need[$cmd]}")
   fi
 done
+
+# The `tng exec` tests build a static program (gcc -static needs the static C library).
+if [ -z "$(find /usr/lib -name libc.a -print -quit 2>/dev/null)" ]; then
+  missing+=(libc6-dev)
+fi
 
 # nginx's stream module (the L4 gateway of the rats-TLS topology) is a dynamic module in
 # Debian, packaged apart from nginx and loaded by path from the tests' own nginx.conf.

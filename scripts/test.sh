@@ -18,5 +18,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 scripts/deps.sh
 scripts/fetch-upstream.sh
 cargo build --workspace --bins
+# libtng_hook.so (the `tng exec` preload library) is a cdylib, which --bins does not build.
+cargo build -p tng-hook
 # Extra arguments go to cargo test (e.g. `scripts/test.sh --test interop`); CI passes none.
 exec cargo test --workspace --no-fail-fast "$@"

@@ -17,7 +17,12 @@ pub struct Destination {
 
 impl Destination {
     fn matcher(&self) -> String {
-        let mut m = String::from("-p tcp");
+        self.matcher_for("tcp")
+    }
+
+    /// The match part of a capture rule for `proto` (`tcp` or `udp`).
+    pub(crate) fn matcher_for(&self, proto: &str) -> String {
+        let mut m = format!("-p {proto}");
         if let Some((addr, len)) = self.host {
             let _ = write!(m, " -d {addr}/{len}");
         }
@@ -51,6 +56,17 @@ impl Selection {
             vec!["-p tcp".to_string()]
         } else {
             self.destinations.iter().map(Destination::matcher).collect()
+        }
+    }
+
+    pub(crate) fn matchers_for(&self, proto: &str) -> Vec<String> {
+        if self.destinations.is_empty() {
+            vec![format!("-p {proto}")]
+        } else {
+            self.destinations
+                .iter()
+                .map(|d| d.matcher_for(proto))
+                .collect()
         }
     }
 }

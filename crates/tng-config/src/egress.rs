@@ -1,14 +1,17 @@
 use regex::Regex;
 
+use crate::client_addr::{parse_proxy_protocol, ProxyProtocol, TrustIngressClientIp};
 use crate::error::{ConfigError, Result};
+use crate::hook::{parse_egress_hook, EgressHook};
 use crate::json::{compile_regex, Field};
 use crate::limits::{parse_limits, Limits};
 use crate::mapping::{parse_mapping, MappingRule};
-use crate::mode::{reject_unsupported_common, single_mode};
+use crate::mode::{parse_quic_common, single_mode};
 use crate::netfilter::{parse_egress_netfilter, EgressNetfilter};
 use crate::ohttp::{parse_egress_ohttp, EgressOhttp};
 use crate::ra::{parse_ra, Ra};
 use crate::rats_tls::{parse_rats_tls, RatsTls};
+use crate::udp::{parse_mapping_udp, parse_netfilter_udp, MappingUdp, NetfilterUdp, Quic};
 
 #[derive(Debug, Clone)]
 pub struct Egress {
@@ -25,6 +28,10 @@ pub struct Egress {
     pub limits: Limits,
     /// Our extension: what the `server` header of the egress's own answers says.
     pub server_header: ServerHeader,
+    /// Our extension: connections start with a PROXY protocol v2 header.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Read by the UDP modes only.
+    pub quic: Quic,
 }
 
 /// `add_egress[].server_header` (not an upstream key). The version helps an attacker pick
@@ -44,14 +51,32 @@ pub enum ServerHeader {
 pub enum EgressMode {
     Mapping(Vec<MappingRule>),
     Netfilter(EgressNetfilter),
+    MappingUdp(MappingUdp),
+    NetfilterUdp(NetfilterUdp),
+    /// Only under `tng exec`.
+    Hook(EgressHook),
 }
 
-const MODES: [&str; 2] = ["mapping", "netfilter"];
-const KEYS: [&str; 14] = [
+impl EgressMode {
+    /// The UDP modes carry datagrams over QUIC instead of connections over TLS or OHTTP.
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Self::MappingUdp(_) | Self::NetfilterUdp(_))
+    }
+}
+
+const MODES: [&str; 5] = [
+    "mapping",
+    "netfilter",
+    "mapping_udp",
+    "netfilter_udp",
+    "hook",
+];
+const KEYS: [&str; 16] = [
     "mapping",
     "netfilter",
     "hook",
     "mapping_udp",
+    "netfilter_udp",
     "ohttp",
     "decap_from_http",
     "direct_forward",
@@ -62,6 +87,7 @@ const KEYS: [&str; 14] = [
     "verify",
     "limits",
     "server_header",
+    "proxy_protocol",
 ];
 
 pub(crate) fn parse_egress(
@@ -73,9 +99,12 @@ pub(crate) fn parse_egress(
     let (mode_name, mode_field) = single_mode(&mut obj, &MODES)?;
     let mode = match mode_name {
         "mapping" => EgressMode::Mapping(parse_mapping(&mode_field)?),
+        "hook" => EgressMode::Hook(parse_egress_hook(&mode_field)?),
+        "mapping_udp" => EgressMode::MappingUdp(parse_mapping_udp(&mode_field, "egress")?),
+        "netfilter_udp" => EgressMode::NetfilterUdp(parse_netfilter_udp(&mode_field, true)?),
         _ => EgressMode::Netfilter(parse_egress_netfilter(&mode_field)?),
     };
-    reject_unsupported_common(&mut obj)?;
+    let quic = parse_quic_common(&mut obj)?;
     let (ohttp, legacy) = match obj.aliased("ohttp", "decap_from_http")? {
         Some(f) if !f.is_null() => {
             let (ohttp, legacy) = parse_egress_ohttp(&f, warnings)?;
@@ -125,16 +154,37 @@ pub(crate) fn parse_egress(
             _ => return Err(f.err("must be \"name\", \"name_version\" or \"off\"")),
         },
     };
+    let proxy_protocol = match obj.opt("proxy_protocol") {
+        Some(f) => parse_proxy_protocol(&f)?,
+        None => None,
+    };
+    if let Some(ohttp) = &ohttp {
+        if ohttp.trust_ingress_client_ip == Some(TrustIngressClientIp::Attested)
+            && ra.verify.is_none()
+        {
+            warnings.push(format!(
+                "add_egress[{id}].ohttp.trust_ingress_client_ip: \"attested\" never applies \
+                 without `verify` (no ingress is attested); the client address stays the TCP peer's"
+            ));
+        }
+    }
     obj.finish(&KEYS)?;
+    if mode.is_udp() && ohttp.is_some() {
+        warnings.push(format!(
+            "add_egress[{id}].ohttp: ignored by UDP modes (datagrams always travel over attested QUIC)"
+        ));
+    }
     Ok(Egress {
         id,
+        ohttp: if mode.is_udp() { None } else { ohttp },
         mode,
-        ohttp,
         direct_forward,
         rats_tls,
         ra,
         limits,
         server_header,
+        proxy_protocol,
+        quic,
     })
 }
 

@@ -1,14 +1,16 @@
 use crate::control::{parse_endpoint, Endpoint};
 use crate::error::Result;
 use crate::filter::{parse_filter, EndpointFilter};
+use crate::hook::{parse_ingress_hook, IngressHook};
 use crate::json::Field;
 use crate::limits::{parse_limits, Limits};
 use crate::mapping::{parse_mapping, MappingRule};
-use crate::mode::{reject_unsupported_common, single_mode};
+use crate::mode::{parse_quic_common, single_mode};
 use crate::netfilter::{parse_ingress_netfilter, IngressNetfilter};
 use crate::ohttp::{parse_ingress_ohttp, IngressOhttp};
 use crate::ra::{parse_ra, Ra};
 use crate::rats_tls::{parse_rats_tls, RatsTls};
+use crate::udp::{parse_mapping_udp, parse_netfilter_udp, MappingUdp, NetfilterUdp, Quic};
 
 #[derive(Debug, Clone)]
 pub struct Ingress {
@@ -21,6 +23,8 @@ pub struct Ingress {
     pub rats_tls: RatsTls,
     pub ra: Ra,
     pub limits: Limits,
+    /// Read by the UDP modes only.
+    pub quic: Quic,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +33,17 @@ pub enum IngressMode {
     HttpProxy(HttpProxy),
     Netfilter(IngressNetfilter),
     Socks5(Socks5),
+    MappingUdp(MappingUdp),
+    NetfilterUdp(NetfilterUdp),
+    /// Only under `tng exec`.
+    Hook(IngressHook),
+}
+
+impl IngressMode {
+    /// The UDP modes carry datagrams over QUIC instead of connections over TLS or OHTTP.
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Self::MappingUdp(_) | Self::NetfilterUdp(_))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -51,14 +66,23 @@ pub struct Socks5Auth {
     pub password: String,
 }
 
-const MODES: [&str; 4] = ["mapping", "http_proxy", "netfilter", "socks5"];
-const KEYS: [&str; 15] = [
+const MODES: [&str; 7] = [
+    "mapping",
+    "http_proxy",
+    "netfilter",
+    "socks5",
+    "mapping_udp",
+    "netfilter_udp",
+    "hook",
+];
+const KEYS: [&str; 16] = [
     "mapping",
     "http_proxy",
     "netfilter",
     "socks5",
     "hook",
     "mapping_udp",
+    "netfilter_udp",
     "ohttp",
     "encap_in_http",
     "rats_tls",
@@ -81,9 +105,12 @@ pub(crate) fn parse_ingress(
         "mapping" => IngressMode::Mapping(parse_mapping(&mode_field)?),
         "http_proxy" => IngressMode::HttpProxy(parse_http_proxy(&mode_field)?),
         "netfilter" => IngressMode::Netfilter(parse_ingress_netfilter(&mode_field)?),
+        "hook" => IngressMode::Hook(parse_ingress_hook(&mode_field)?),
+        "mapping_udp" => IngressMode::MappingUdp(parse_mapping_udp(&mode_field, "ingress")?),
+        "netfilter_udp" => IngressMode::NetfilterUdp(parse_netfilter_udp(&mode_field, false)?),
         _ => IngressMode::Socks5(parse_socks5(&mode_field, warnings)?),
     };
-    reject_unsupported_common(&mut obj)?;
+    let quic = parse_quic_common(&mut obj)?;
     if let Some(f) = obj.field("web_page_inject") {
         if f.bool()? {
             return Err(f.err("web_page_inject is not supported by this implementation"));
@@ -103,13 +130,19 @@ pub(crate) fn parse_ingress(
     let ra = parse_ra(&mut obj, warnings)?;
     let limits = parse_limits(&mut obj, false)?;
     obj.finish(&KEYS)?;
+    if mode.is_udp() && ohttp.is_some() {
+        warnings.push(format!(
+            "add_ingress[{id}].ohttp: ignored by UDP modes (datagrams always travel over attested QUIC)"
+        ));
+    }
     Ok(Ingress {
         id,
+        ohttp: if mode.is_udp() { None } else { ohttp },
         mode,
-        ohttp,
         rats_tls,
         ra,
         limits,
+        quic,
     })
 }
 

@@ -1,19 +1,13 @@
 use crate::error::Result;
 use crate::json::{Field, Obj};
 
-/// Keys upstream treats as modes but this implementation does not serve.
-const UNSUPPORTED_MODES: [&str; 2] = ["hook", "mapping_udp"];
-
 /// Finds the one mode key of an entry. Upstream flattens the mode into the entry, so the mode
 /// is "whichever mode key is present".
 pub(crate) fn single_mode<'a>(
     obj: &mut Obj<'a>,
     supported: &[&str],
 ) -> Result<(&'a str, Field<'a>)> {
-    let given: Vec<&'a str> = obj
-        .keys()
-        .filter(|k| supported.contains(k) || UNSUPPORTED_MODES.contains(k))
-        .collect();
+    let given: Vec<&'a str> = obj.keys().filter(|k| supported.contains(k)).collect();
     match given.as_slice() {
         [] => Err(obj.err(format!(
             "no mode given: expected one of {}",
@@ -23,11 +17,6 @@ pub(crate) fn single_mode<'a>(
             let Some(field) = obj.field(mode) else {
                 return Err(obj.err("no mode given"));
             };
-            if UNSUPPORTED_MODES.contains(mode) {
-                return Err(field.err(format!(
-                    "{mode} mode is not supported by this implementation"
-                )));
-            }
             Ok((*mode, field))
         }
         [first, second, ..] => Err(obj.err(format!(
@@ -37,10 +26,10 @@ pub(crate) fn single_mode<'a>(
     }
 }
 
-/// Common keys upstream knows but this implementation does not serve.
-pub(crate) fn reject_unsupported_common(obj: &mut Obj<'_>) -> Result<()> {
-    if let Some(f) = obj.opt("quic") {
-        return Err(f.err("quic is not supported by this implementation"));
+/// `quic`: read by the UDP modes; TCP modes accept and ignore it, as upstream does.
+pub(crate) fn parse_quic_common(obj: &mut Obj<'_>) -> Result<crate::udp::Quic> {
+    match obj.opt("quic") {
+        Some(f) => crate::udp::parse_quic(&f),
+        None => Ok(crate::udp::Quic::default()),
     }
-    Ok(())
 }

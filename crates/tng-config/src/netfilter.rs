@@ -36,12 +36,12 @@ pub struct EgressNetfilter {
     pub so_mark: u32,
 }
 
-struct Common {
-    capture_dst: Vec<CaptureDst>,
-    capture_cgroup: Vec<String>,
-    nocapture_cgroup: Vec<String>,
-    listen_port: Option<u16>,
-    so_mark: u32,
+pub(crate) struct Common {
+    pub(crate) capture_dst: Vec<CaptureDst>,
+    pub(crate) capture_cgroup: Vec<String>,
+    pub(crate) nocapture_cgroup: Vec<String>,
+    pub(crate) listen_port: Option<u16>,
+    pub(crate) so_mark: u32,
 }
 
 const INGRESS_KEYS: [&str; 5] = [
@@ -108,7 +108,7 @@ fn check_selects_something(field: &Field<'_>, c: &Common) -> Result<()> {
     Ok(())
 }
 
-fn parse_common(obj: &mut Obj<'_>) -> Result<Common> {
+pub(crate) fn parse_common(obj: &mut Obj<'_>) -> Result<Common> {
     let capture_dst = match obj.field("capture_dst") {
         Some(f) => f
             .one_or_many()?

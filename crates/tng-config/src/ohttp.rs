@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
+use crate::client_addr::{parse_trust, TrustIngressClientIp};
 use crate::cors::{parse_cors, Cors};
 use crate::error::Result;
 use crate::json::{compile_regex, Field, Json};
@@ -15,6 +16,9 @@ pub struct IngressOhttp {
     pub tls: bool,
     /// Every file was read and holds at least one PEM certificate.
     pub tls_ca_certs: Vec<PathBuf>,
+    /// Our extension: the application's address travels sealed in every request, for an
+    /// egress that trusts it (`trust_ingress_client_ip`).
+    pub send_client_ip: bool,
 }
 
 /// Upstream anchors `match_regex` as `^(?:...)$` and turns `\N` into `${N}` when applying it;
@@ -58,6 +62,20 @@ pub struct EgressOhttp {
     /// `None` selects the CORS fallback behaviour.
     pub cors: Option<Cors>,
     pub header_passthrough: HeaderPassthrough,
+    /// `X-Real-IP` / `X-Forwarded-For` towards the service (upstream's default: on).
+    pub forward_client_ip: bool,
+    /// `None`: not written, which means [`TrustIngressClientIp::Attested`].
+    pub trust_ingress_client_ip: Option<TrustIngressClientIp>,
+    /// Our extension: the listener speaks HTTPS with this certificate.
+    pub tls: Option<ServerTls>,
+}
+
+/// `add_egress[].ohttp.tls`: both files were readable PEM when the configuration was read;
+/// they are read again whenever they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 pub(crate) fn parse_ingress_ohttp(
@@ -96,16 +114,22 @@ pub(crate) fn parse_ingress_ohttp(
     if let Some(f) = &certs_field {
         for item in f.array()? {
             let path = PathBuf::from(item.string()?);
-            check_pem_bundle(&path).map_err(|m| item.err(m))?;
+            check_pem_bundle(&path, "TLS CA certificate file").map_err(|m| item.err(m))?;
             tls_ca_certs.push(path);
         }
     }
+    let send_client_ip = obj
+        .opt("send_client_ip")
+        .map(|f| f.bool())
+        .transpose()?
+        .unwrap_or(false);
     obj.finish(&[
         "path_rewrites",
         "path_default",
         "header_passthrough",
         "tls",
         "tls_ca_certs",
+        "send_client_ip",
     ])?;
     if let (Some(f), false, false) = (&certs_field, tls_ca_certs.is_empty(), tls) {
         warnings.push(format!("{}: ignored because `tls` is not true", f.path));
@@ -116,6 +140,7 @@ pub(crate) fn parse_ingress_ohttp(
         header_passthrough,
         tls,
         tls_ca_certs,
+        send_client_ip,
     })
 }
 
@@ -133,10 +158,9 @@ fn parse_path_rewrite(field: &Field<'_>) -> Result<PathRewrite> {
 
 /// The certificates are loaded again by whoever builds the TLS client; reading them here makes a
 /// broken bundle a configuration error instead of a runtime surprise.
-fn check_pem_bundle(path: &Path) -> std::result::Result<(), String> {
+fn check_pem_bundle(path: &Path, what: &str) -> std::result::Result<(), String> {
     let shown = path.display();
-    let data = std::fs::read(path)
-        .map_err(|e| format!("cannot read TLS CA certificate file {shown}: {e}"))?;
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
     let mut reader = data.as_slice();
     let mut count = 0usize;
     for cert in rustls_pemfile::certs(&mut reader) {
@@ -236,18 +260,59 @@ pub(crate) fn parse_egress_ohttp(
         }
         None => None,
     };
+    let forward_client_ip = obj
+        .opt("forward_client_ip")
+        .map(|f| f.bool())
+        .transpose()?
+        .unwrap_or(true);
+    let trust_ingress_client_ip = obj
+        .opt("trust_ingress_client_ip")
+        .map(|f| parse_trust(&f))
+        .transpose()?;
+    let tls = obj.opt("tls").map(|f| parse_server_tls(&f)).transpose()?;
     obj.finish(&[
         "key",
         "cors",
         "header_passthrough",
         "allow_non_tng_traffic_regexes",
+        "forward_client_ip",
+        "trust_ingress_client_ip",
+        "tls",
     ])?;
     Ok((
         EgressOhttp {
             key,
             cors,
             header_passthrough,
+            forward_client_ip,
+            trust_ingress_client_ip,
+            tls,
         },
         legacy,
     ))
+}
+
+fn parse_server_tls(field: &Field<'_>) -> Result<ServerTls> {
+    let mut obj = field.object()?;
+    let cert = obj.req("cert_file")?;
+    let cert_file = PathBuf::from(cert.string()?);
+    check_pem_bundle(&cert_file, "TLS certificate file").map_err(|m| cert.err(m))?;
+    let key = obj.req("key_file")?;
+    let key_file = PathBuf::from(key.string()?);
+    check_private_key(&key_file).map_err(|m| key.err(m))?;
+    obj.finish(&["cert_file", "key_file"])?;
+    Ok(ServerTls {
+        cert_file,
+        key_file,
+    })
+}
+
+fn check_private_key(path: &Path) -> std::result::Result<(), String> {
+    let shown = path.display();
+    let data = std::fs::read(path).map_err(|e| format!("cannot read TLS key file {shown}: {e}"))?;
+    match rustls_pemfile::private_key(&mut data.as_slice()) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("no PEM private key in {shown}")),
+        Err(e) => Err(format!("invalid PEM private key in {shown}: {e}")),
+    }
 }

@@ -52,11 +52,11 @@ fn table() -> Vec<(String, &'static str)> {
         (r#"{"metrics": {}}"#.into(), "unknown field `metrics`, expected one of `add_ingress`, `add_egress`, `control_interface`, `metric`, `trace`, `admin_bind`"),
         (
             ing_nf(r#""no_ra": true, "ingress_mode": "netfilter""#),
-            "add_ingress[0]: unknown field `ingress_mode`, expected one of `mapping`, `http_proxy`, `netfilter`, `socks5`, `hook`, `mapping_udp`, `ohttp`, `encap_in_http`, `rats_tls`, `quic`, `web_page_inject`, `no_ra`, `attest`, `verify`, `limits`",
+            "add_ingress[0]: unknown field `ingress_mode`, expected one of `mapping`, `http_proxy`, `netfilter`, `socks5`, `hook`, `mapping_udp`, `netfilter_udp`, `ohttp`, `encap_in_http`, `rats_tls`, `quic`, `web_page_inject`, `no_ra`, `attest`, `verify`, `limits`",
         ),
         (
             ing_nf(r#""no_ra": true, "ohttp": {"path_defualt": "root"}"#),
-            "add_ingress[0].ohttp: unknown field `path_defualt`, expected one of `path_rewrites`, `path_default`, `header_passthrough`, `tls`, `tls_ca_certs`",
+            "add_ingress[0].ohttp: unknown field `path_defualt`, expected one of `path_rewrites`, `path_default`, `header_passthrough`, `tls`, `tls_ca_certs`, `send_client_ip`",
         ),
         (
             ingress(r#""netfilter": {"capture_dst": {"port": 80, "prot_end": 90}}, "no_ra": true"#),
@@ -74,7 +74,7 @@ fn table() -> Vec<(String, &'static str)> {
             ing_nf(r#""verify": {"as_addr": "http://198.18.0.1:8080", "policy_ids": [], "aa_addr": "unix:///x"}"#),
             "add_ingress[0].verify: unknown field `aa_addr`, expected one of `model`, `as_provider`, `as_type`, `as_addr`, `policy_ids`, `as_headers`, `trusted_certs_paths`, `verify_signer_transparency`, `skip_as_token_cert_verify`, `aa_provider`, `aa_type`, `api_key`, `ita_jwks_addr`, `attestation_policy`, `reference_values`",
         ),
-        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`, `limits`, `server_header`"),
+        (egress(&format!(r#""web_page_inject": false, {NF}, "no_ra": true"#)), "add_egress[0]: unknown field `web_page_inject`, expected one of `mapping`, `netfilter`, `hook`, `mapping_udp`, `netfilter_udp`, `ohttp`, `decap_from_http`, `direct_forward`, `rats_tls`, `quic`, `no_ra`, `attest`, `verify`, `limits`, `server_header`, `proxy_protocol`"),
         (
             eg_nf(&format!(r#""ohttp": {{"key": {{"source": "self_generated", "rotation": 60}}}}, {ok_attest}"#)),
             "add_egress[0].ohttp.key: unknown field `rotation`, expected one of `source`, `rotation_interval`",
@@ -179,19 +179,107 @@ fn table() -> Vec<(String, &'static str)> {
         // modes
         (
             ingress(r#""no_ra": true"#),
-            "add_ingress[0]: no mode given: expected one of mapping, http_proxy, netfilter, socks5",
+            "add_ingress[0]: no mode given: expected one of mapping, http_proxy, netfilter, socks5, mapping_udp, netfilter_udp, hook",
         ),
-        (egress(r#""no_ra": true"#), "add_egress[0]: no mode given: expected one of mapping, netfilter"),
+        (egress(r#""no_ra": true"#), "add_egress[0]: no mode given: expected one of mapping, netfilter, mapping_udp, netfilter_udp, hook"),
         (
             ingress(&format!(r#""mapping": {{"in": {{"port": 1}}, "out": {{"host": "127.0.0.1", "port": 2}}}}, {NF}, "no_ra": true"#)),
-            "add_ingress[0]: more than one mode given: `mapping` and `netfilter` (an entry has exactly one of mapping, http_proxy, netfilter, socks5)",
+            "add_ingress[0]: more than one mode given: `mapping` and `netfilter` (an entry has exactly one of mapping, http_proxy, netfilter, socks5, mapping_udp, netfilter_udp, hook)",
         ),
-        (ingress(r#""hook": {}, "no_ra": true"#), "add_ingress[0].hook: hook mode is not supported by this implementation"),
+        // hook (served by `tng exec`)
         (
-            egress(r#""mapping_udp": {}, "no_ra": true"#),
-            "add_egress[0].mapping_udp: mapping_udp mode is not supported by this implementation",
+            ingress(r#""hook": {"capture_dst": {"host": "10.0.0.1/24", "port": 80}}, "no_ra": true"#),
+            "add_ingress[0].hook.capture_dst.host: invalid CIDR \"10.0.0.1/24\": host bits are not zero (the network is 10.0.0.0/24)",
         ),
-        (ing_nf(r#""no_ra": true, "quic": {}"#), "add_ingress[0].quic: quic is not supported by this implementation"),
+        (
+            ingress(r#""hook": {"capture_dst": [{"host": "10.0.0.0/24"}]}, "no_ra": true"#),
+            "add_ingress[0].hook.capture_dst[0].port: required",
+        ),
+        (
+            ingress(r#""hook": {"capture_dst": [{"port": 90, "port_end": 80}]}, "no_ra": true"#),
+            "add_ingress[0].hook.capture_dst[0].port_end: must be >= port (90)",
+        ),
+        (
+            ingress(r#""hook": {"capture_dst": [], "proxy_port": 70000}, "no_ra": true"#),
+            "add_ingress[0].hook.proxy_port: invalid value: 70000, expected an integer from 0 to 65535",
+        ),
+        (
+            ingress(r#""hook": {"capture_dst": [], "listen_port": 1}, "no_ra": true"#),
+            "add_ingress[0].hook: unknown field `listen_port`, expected one of `capture_dst`, `proxy_port`, `proxy_listen`, `capture_local_traffic`",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"port": 10, "port_end": 5}]}, "no_ra": true"#),
+            "add_egress[0].hook.capture_listen[0]: Failed to expand intercept entry: port_end (5) < port (10)",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"port": 10, "port_end": 11, "redirect_to_port": 20, "redirect_to_port_end": 22}]}, "no_ra": true"#),
+            "add_egress[0].hook.capture_listen[0]: Failed to expand intercept entry: the ranges 10-11 and 20-22 differ in length",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"port": 10, "port_end": 11, "redirect_to_port": 20}]}, "no_ra": true"#),
+            "add_egress[0].hook.capture_listen[0]: Failed to expand intercept entry: a port range needs redirect_to_port_end with redirect_to_port",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"port": 10, "redirect_to_port_end": 20}]}, "no_ra": true"#),
+            "add_egress[0].hook.capture_listen[0]: Failed to expand intercept entry: redirect_to_port_end requires redirect_to_port",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"host": "0.0.0.0/0", "port": 10}]}, "no_ra": true"#),
+            "add_egress[0].hook.capture_listen[0].host: must be an IPv4 address",
+        ),
+        (
+            egress(r#""hook": {"capture_listen": [{"port": 10}], "capture_dst": []}, "no_ra": true"#),
+            "add_egress[0].hook: unknown field `capture_dst`, expected one of `capture_listen`, `capture_local_traffic`",
+        ),
+        // UDP modes and quic
+        (egress(r#""mapping_udp": {}, "no_ra": true"#), "add_egress[0].mapping_udp.in: required"),
+        (
+            egress(r#""mapping_udp": {"in": {"port": 1}, "out": {"port": 2}}, "no_ra": true"#),
+            "add_egress[0].mapping_udp.out: 'host' of 'out' field must be set for mapping_udp egress",
+        ),
+        (
+            ingress(r#""mapping_udp": {"in": {"port": 1}, "out": {"port": 2}}, "no_ra": true"#),
+            "add_ingress[0].mapping_udp.out: 'host' of 'out' field must be set for mapping_udp ingress",
+        ),
+        (
+            ingress(r#""mapping_udp": {"in": {"host": "localhost", "port": 1}, "out": {"host": "127.0.0.1", "port": 2}}, "no_ra": true"#),
+            "add_ingress[0].mapping_udp.in.host: must be an IPv4 address",
+        ),
+        (
+            ingress(r#""mapping_udp": {"in": {"port": 1}, "out": {"host": "127.0.0.1", "port": 2}, "idle_timeout_secs": 0}, "no_ra": true"#),
+            "add_ingress[0].mapping_udp.idle_timeout_secs: must be > 0",
+        ),
+        (
+            ingress(r#""mapping_udp": {"in": {"port": 1}, "out": {"host": "127.0.0.1", "port": 2}, "idle": 3}, "no_ra": true"#),
+            "add_ingress[0].mapping_udp: unknown field `idle`, expected one of `in`, `out`, `idle_timeout_secs`",
+        ),
+        (
+            ingress(r#""netfilter_udp": {"capture_local_traffic": true}, "no_ra": true"#),
+            "add_ingress[0].netfilter_udp.capture_local_traffic: has no effect on an ingress (only egress netfilter captures local traffic)",
+        ),
+        (
+            ingress(r#""netfilter_udp": {"bogus": 1}, "no_ra": true"#),
+            "add_ingress[0].netfilter_udp: unknown field `bogus`, expected one of `capture_dst`, `capture_cgroup`, `nocapture_cgroup`, `listen_port`, `so_mark`, `idle_timeout_secs`",
+        ),
+        (
+            egress(r#""netfilter_udp": {"bogus": 1}, "no_ra": true"#),
+            "add_egress[0].netfilter_udp: unknown field `bogus`, expected one of `capture_local_traffic`, `capture_dst`, `capture_cgroup`, `nocapture_cgroup`, `listen_port`, `so_mark`, `idle_timeout_secs`",
+        ),
+        (
+            egress(r#""netfilter_udp": {"capture_dst": {"port": 5000, "port_end": 5010}, "listen_port": 5005}, "no_ra": true"#),
+            "add_egress[0].netfilter_udp.listen_port: must not overlap a capture_dst port range (5000-5010); the TPROXY listener would intercept its own traffic",
+        ),
+        (
+            egress(r#""netfilter_udp": {"capture_dst": {"port_end": 5010}}, "no_ra": true"#),
+            "add_egress[0].netfilter_udp.capture_dst.port_end: requires `port`",
+        ),
+        (ing_nf(r#""no_ra": true, "quic": {"max_datagram_size": -1}"#), "add_ingress[0].quic.max_datagram_size: invalid value: -1, expected a non-negative integer"),
+        (ing_nf(r#""no_ra": true, "quic": {"max_datagram_size": 0}"#), "add_ingress[0].quic.max_datagram_size: must be > 0"),
+        (ing_nf(r#""no_ra": true, "quic": {"max_idle_timeout_ms": 5}"#), "add_ingress[0].quic.max_idle_timeout_ms: must be between 100 and 600000"),
+        (
+            ing_nf(r#""no_ra": true, "quic": {"max_datagram": 5}"#),
+            "add_ingress[0].quic: unknown field `max_datagram`, expected one of `max_datagram_size`, `max_idle_timeout_ms`",
+        ),
         // rats_tls
         (
             ing_nf(r#""no_ra": true, "rats_tls": {"multiplex": true}, "ohttp": {}"#),
@@ -284,6 +372,47 @@ fn table() -> Vec<(String, &'static str)> {
         (
             ing_nf(r#""no_ra": true, "ohttp": {"tls": "yes"}"#),
             "add_ingress[0].ohttp.tls: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            ing_nf(r#""no_ra": true, "ohttp": {"send_client_ip": 1}"#),
+            "add_ingress[0].ohttp.send_client_ip: invalid type: integer `1`, expected a boolean",
+        ),
+        // the client's address on the egress
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {"forward_client_ip": "yes"}"#),
+            "add_egress[0].ohttp.forward_client_ip: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {"trust_ingress_client_ip": "sometimes"}"#),
+            "add_egress[0].ohttp.trust_ingress_client_ip: must be \"attested\", \"always\" or \"never\"",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {}, "proxy_protocol": "v2""#),
+            "add_egress[0].proxy_protocol: must be true, false or {\"trusted_peers\": [...]}",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {}, "proxy_protocol": {"trusted_peers": []}"#),
+            "add_egress[0].proxy_protocol.trusted_peers: must name at least one peer (or write `true` to trust any peer)",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {}, "proxy_protocol": {"trusted_peers": ["198.18.0.7/24"]}"#),
+            "add_egress[0].proxy_protocol.trusted_peers[0]: invalid CIDR \"198.18.0.7/24\": host bits are not zero (the network is 198.18.0.0/24)",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {}, "proxy_protocol": {"trusted_peers": ["198.18.0.7"], "v1": true}"#),
+            "add_egress[0].proxy_protocol: unknown field `v1`, expected `trusted_peers`",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {"tls": {"cert_file": "@MISSING@", "key_file": "@MISSING@"}}"#),
+            "add_egress[0].ohttp.tls.cert_file: cannot read TLS certificate file @MISSING@: No such file or directory (os error 2)",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {"tls": {"cert_file": "@NOPEM@", "key_file": "@NOPEM@"}}"#),
+            "add_egress[0].ohttp.tls.cert_file: no PEM certificate in @NOPEM@",
+        ),
+        (
+            eg_nf(r#""no_ra": true, "ohttp": {"tls": {"key_file": "@NOPEM@"}}"#),
+            "add_egress[0].ohttp.tls.cert_file: required",
         ),
         // egress ohttp
         (

@@ -571,3 +571,157 @@ fn rats_tls_is_the_default_transport_and_multiplex_carries_pool_limits() {
     assert!(config.egress[0].ohttp.is_none());
     assert!(!config.egress[0].rats_tls.multiplex);
 }
+
+#[test]
+fn client_address_options_and_their_defaults() {
+    let config = parse(
+        r#"{"add_egress": [{"mapping": {"in": {"port": 8001}, "out": {"host": "127.0.0.1", "port": 8080}},
+                            "ohttp": {}, "no_ra": true},
+                           {"mapping": {"in": {"port": 8002}, "out": {"host": "127.0.0.1", "port": 8080}},
+                            "ohttp": {"forward_client_ip": false, "trust_ingress_client_ip": "always"},
+                            "proxy_protocol": {"trusted_peers": ["198.18.0.0/24", "fd00::/8"]},
+                            "no_ra": true}],
+            "add_ingress": [{"mapping": {"in": {"port": 8003}, "out": {"host": "127.0.0.1", "port": 8001}},
+                             "ohttp": {"send_client_ip": true}, "no_ra": true}]}"#,
+    );
+    let plain = config.egress[0].ohttp.as_ref().unwrap();
+    assert!(
+        plain.forward_client_ip,
+        "upstream forwards the client IP by default"
+    );
+    assert_eq!(plain.trust_ingress_client_ip, None);
+    assert_eq!(plain.tls, None);
+    assert_eq!(config.egress[0].proxy_protocol, None);
+    let tuned = config.egress[1].ohttp.as_ref().unwrap();
+    assert!(!tuned.forward_client_ip);
+    assert_eq!(
+        tuned.trust_ingress_client_ip,
+        Some(tng_config::TrustIngressClientIp::Always)
+    );
+    let proxy = config.egress[1].proxy_protocol.as_ref().unwrap();
+    assert!(proxy.trusts("198.18.0.200".parse().unwrap()));
+    assert!(proxy.trusts("fd00::1".parse().unwrap()));
+    assert!(!proxy.trusts("198.18.1.1".parse().unwrap()));
+    assert!(config.ingress[0].ohttp.as_ref().unwrap().send_client_ip);
+    let any = parse(
+        r#"{"add_egress": [{"mapping": {"in": {"port": 8001}, "out": {"host": "127.0.0.1", "port": 8080}},
+                            "proxy_protocol": true, "no_ra": true}]}"#,
+    );
+    let proxy = any.egress[0].proxy_protocol.as_ref().unwrap();
+    assert!(proxy.trusted_peers.is_empty() && proxy.trusts("203.0.113.9".parse().unwrap()));
+}
+
+/// Hook entries (for `tng exec`): one-or-many lists, defaults, OHTTP on a hook.
+#[test]
+fn hook_entries() {
+    let config = tng_config::parse(
+        r#"{
+            "add_ingress": [
+                {"hook": {"capture_dst": {"port": 8080}}, "no_ra": true},
+                {"hook": {"capture_dst": [{"host": "10.0.0.0/8", "port": 80, "port_end": 90}],
+                          "proxy_port": 41000, "proxy_listen": "127.0.0.1", "capture_local_traffic": true},
+                 "ohttp": {}, "no_ra": true}
+            ],
+            "add_egress": [
+                {"hook": {"capture_listen": {"port": 8080}}, "no_ra": true},
+                {"hook": {"capture_listen": [{"host": "127.0.0.2", "ifname": "lo", "port": 90, "port_end": 91,
+                                              "redirect_to_port": 41006, "redirect_to_port_end": 41007}],
+                          "capture_local_traffic": true}, "no_ra": true}
+            ]
+        }"#,
+    )
+    .unwrap();
+    let IngressMode::Hook(first) = &config.ingress[0].mode else {
+        panic!("not a hook: {:?}", config.ingress[0].mode)
+    };
+    assert_eq!(first.capture_dst.len(), 1);
+    assert_eq!(
+        (first.capture_dst[0].host, first.capture_dst[0].port),
+        (None, 8080)
+    );
+    assert_eq!(first.proxy_port, None);
+    assert_eq!(first.proxy_listen, "127.0.0.1");
+    assert!(!first.capture_local_traffic);
+    let IngressMode::Hook(second) = &config.ingress[1].mode else {
+        panic!()
+    };
+    assert_eq!(
+        second.capture_dst[0].host,
+        Some((Ipv4Addr::new(10, 0, 0, 0), 8))
+    );
+    assert_eq!(second.capture_dst[0].port_end, Some(90));
+    assert_eq!(second.proxy_port, Some(41000));
+    assert!(config.ingress[1].ohttp.is_some());
+    let EgressMode::Hook(listen) = &config.egress[1].mode else {
+        panic!()
+    };
+    assert!(listen.capture_local_traffic);
+    assert_eq!(
+        listen.capture_listen[0].host,
+        Some(Ipv4Addr::new(127, 0, 0, 2))
+    );
+    assert_eq!(listen.capture_listen[0].ifname.as_deref(), Some("lo"));
+    assert_eq!(
+        listen.capture_listen[0].expand().unwrap(),
+        vec![(90, Some(41006)), (91, Some(41007))]
+    );
+    let EgressMode::Hook(single) = &config.egress[0].mode else {
+        panic!()
+    };
+    assert_eq!(
+        single.capture_listen[0].expand().unwrap(),
+        vec![(8080, None)]
+    );
+    assert!(single.ports.is_empty());
+}
+
+#[test]
+fn udp_modes_with_quic_and_defaults() {
+    let config = parse(
+        r#"{"add_ingress": [
+              {"mapping_udp": {"in": {"port": 5300}, "out": {"host": "127.0.0.1", "port": 5301}}, "no_ra": true,
+               "quic": {"max_datagram_size": 100}},
+              {"netfilter_udp": {"capture_dst": {"host": "198.18.0.2", "port": 53}, "idle_timeout_secs": 8}, "no_ra": true}],
+            "add_egress": [
+              {"mapping_udp": {"in": {"host": "127.0.0.1", "port": 5301}, "out": {"host": "localhost", "port": 53}}, "no_ra": true,
+               "quic": {"max_idle_timeout_ms": 3000}},
+              {"netfilter_udp": {"capture_dst": [], "capture_local_traffic": true}, "no_ra": true}]}"#,
+    );
+    let tng_config::IngressMode::MappingUdp(m) = &config.ingress[0].mode else {
+        panic!("mapping_udp")
+    };
+    assert_eq!(m.in_addr.to_string(), "0.0.0.0:5300");
+    assert_eq!((m.out_host.as_str(), m.out_port), ("127.0.0.1", 5301));
+    assert_eq!(m.idle_timeout, tng_config::DEFAULT_UDP_IDLE_TIMEOUT);
+    assert_eq!(config.ingress[0].quic.max_datagram_size, Some(100));
+    assert_eq!(
+        config.ingress[0].quic.max_idle_timeout,
+        tng_config::DEFAULT_QUIC_IDLE_TIMEOUT
+    );
+    let tng_config::IngressMode::NetfilterUdp(n) = &config.ingress[1].mode else {
+        panic!("netfilter_udp")
+    };
+    assert_eq!(n.so_mark, 565);
+    assert_eq!(n.idle_timeout, std::time::Duration::from_secs(8));
+    assert_eq!(n.capture_dst[0].ports, Some((53, 53)));
+    let tng_config::EgressMode::MappingUdp(m) = &config.egress[0].mode else {
+        panic!("mapping_udp")
+    };
+    assert_eq!(m.out_host, "localhost");
+    assert_eq!(
+        config.egress[0].quic.max_idle_timeout,
+        std::time::Duration::from_secs(3)
+    );
+    let tng_config::EgressMode::NetfilterUdp(n) = &config.egress[1].mode else {
+        panic!("netfilter_udp")
+    };
+    assert!(n.capture_local_traffic && n.capture_dst.is_empty());
+}
+
+#[test]
+fn quic_is_accepted_and_ignored_by_tcp_modes() {
+    parse(
+        r#"{"add_ingress": [{"mapping": {"in": {"port": 10000}, "out": {"host": "127.0.0.1", "port": 10001}}, "no_ra": true,
+            "quic": {"max_datagram_size": 1000}}]}"#,
+    );
+}

@@ -14,22 +14,29 @@
 //! ```
 
 pub mod backend;
+pub mod certs;
 pub mod client;
+pub mod gateways;
 pub mod hardening;
 pub mod keys;
 pub mod net;
 pub mod netns;
+pub mod otlp;
 pub mod paths;
 pub mod pattern;
 pub mod proc;
+pub mod prometheus;
 pub mod relay;
 pub mod sealed;
+pub mod stack;
 pub mod tng;
+pub mod udp;
+pub mod upstream;
 
 pub use backend::Backend;
 pub use net::{
-    assert_capture_complete, curl, curl_status, free_port, http_get, raw_http, wait_http_ok,
-    RawResponse,
+    assert_capture_complete, curl, curl_status, free_port, http_get, raw_http, try_curl_status,
+    wait_http_ok, RawResponse,
 };
 pub use paths::{bin, test_dir};
 pub use pattern::{pattern_bytes, pattern_sha256, PatternChecker, PATTERN_PERIOD};

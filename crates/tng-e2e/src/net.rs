@@ -57,6 +57,12 @@ impl RawResponse {
 /// Runs curl and returns status, headers and body of the final response. Panics if curl
 /// itself fails (connection refused, timeout), printing its stderr.
 pub fn curl_status(args: &[&str]) -> RawResponse {
+    try_curl_status(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`curl_status`] that reports a failed transfer (curl's exit status and stderr) as `Err`
+/// instead of panicking, for callers that tolerate a peer they do not own failing.
+pub fn try_curl_status(args: &[&str]) -> Result<RawResponse, String> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "120", "-D", "/dev/stderr", "-o", "-"])
         .args(args)
@@ -64,11 +70,9 @@ pub fn curl_status(args: &[&str]) -> RawResponse {
         .output()
         .expect("run curl");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed ({}): {stderr}",
-        out.status
-    );
+    if !out.status.success() {
+        return Err(format!("curl {args:?} failed ({}): {stderr}", out.status));
+    }
     // Skip interim (1xx) blocks: the final response's header block is the last one.
     let blocks: Vec<&str> = stderr
         .split("\r\n\r\n")
@@ -76,13 +80,13 @@ pub fn curl_status(args: &[&str]) -> RawResponse {
         .collect();
     let block = blocks
         .last()
-        .unwrap_or_else(|| panic!("no response head from curl: {stderr}"));
+        .ok_or_else(|| format!("no response head from curl: {stderr}"))?;
     let (status, headers) = parse_head(block);
-    RawResponse {
+    Ok(RawResponse {
         status,
         headers,
         body: out.stdout,
-    }
+    })
 }
 
 /// `GET url` via curl with a 5 s limit: `(status, body)`; status 0 when nothing answered.

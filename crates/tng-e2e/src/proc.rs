@@ -10,6 +10,9 @@ pub struct Proc {
     name: String,
     child: Child,
     log_path: PathBuf,
+    /// Where this process's output starts: a restarted process of the same name appends to
+    /// the same file, and must not be taken for ready on its predecessor's lines.
+    log_start: u64,
     exit: Option<ExitStatus>,
 }
 
@@ -22,6 +25,7 @@ impl Proc {
             .append(true)
             .open(&log_path)
             .unwrap_or_else(|e| panic!("open {}: {e}", log_path.display()));
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let err = log.try_clone().expect("clone log handle");
         cmd.stdin(Stdio::null()).stdout(log).stderr(err);
         let child = cmd
@@ -36,6 +40,7 @@ impl Proc {
             name: name.to_string(),
             child,
             log_path,
+            log_start,
             exit: None,
         }
     }
@@ -52,10 +57,11 @@ impl Proc {
         &self.log_path
     }
 
-    /// The whole stdout/stderr log so far.
+    /// This process's stdout/stderr so far (not that of an earlier process of the same name).
     pub fn log(&self) -> String {
+        let start = usize::try_from(self.log_start).unwrap_or(usize::MAX);
         std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map(|b| String::from_utf8_lossy(b.get(start..).unwrap_or_default()).into_owned())
             .unwrap_or_default()
     }
 

@@ -42,7 +42,7 @@ fn bad_configs_exit_1_with_one_exact_line() {
         ),
         (
             ingress(MAPPING, r#", "ohttp": {"path_defualt": "root"}"#),
-            "add_ingress[0].ohttp: unknown field `path_defualt`, expected one of `path_rewrites`, `path_default`, `header_passthrough`, `tls`, `tls_ca_certs`",
+            "add_ingress[0].ohttp: unknown field `path_defualt`, expected one of `path_rewrites`, `path_default`, `header_passthrough`, `tls`, `tls_ca_certs`, `send_client_ip`",
         ),
         (
             ingress(
@@ -53,7 +53,7 @@ fn bad_configs_exit_1_with_one_exact_line() {
         ),
         (
             r#"{"add_egress": [{"no_ra": true}]}"#.into(),
-            "add_egress[0]: no mode given: expected one of mapping, netfilter",
+            "add_egress[0]: no mode given: expected one of mapping, netfilter, mapping_udp, netfilter_udp, hook",
         ),
         (
             // The peer channel's attester is checked like the entry's own.

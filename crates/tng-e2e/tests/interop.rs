@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tng_e2e::net::find;
-use tng_e2e::paths::workspace_root;
 use tng_e2e::proc::tail;
 use tng_e2e::*;
 
@@ -43,31 +42,7 @@ const ROTATION_RUN: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // Upstream binaries and processes
 
-/// `target/upstream/<version>/tng` (or `$TNG_UPSTREAM_DIR/<version>/tng`), if present.
-///
-/// When missing: panics under `CI=true`, else prints a loud notice and returns `None`.
-fn upstream_bin(version: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("TNG_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("upstream"));
-    let path = dir.join(version).join("tng");
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!(
-        "upstream TNG {version} not found at {}: run scripts/fetch-upstream.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: interop tests must not be skipped)");
-    }
-    eprintln!(
-        "\n{}\n!!! SKIPPING INTEROP TEST: {msg}\n{}\n",
-        "!".repeat(78),
-        "!".repeat(78)
-    );
-    None
-}
+use tng_e2e::upstream::upstream_bin;
 
 /// A running upstream `tng launch` (logs go to stdout, captured in its `Proc` log).
 struct UpstreamTng {
@@ -506,9 +481,31 @@ fn check_post_sink(t: &Topo) {
 }
 
 /// An 8 MiB chunked response, verified against the backend's byte pattern.
-fn check_streamed_download(t: &Topo) {
+///
+/// When neither gateway is ours (the harness control), a truncated transfer is retried: the
+/// 2.7.3 pair itself occasionally cuts an 8 MiB chunked stream short (curl exit 18, seen on
+/// CI), which says nothing about the harness. A topology with one of our gateways gets one try.
+fn check_streamed_download(t: &Topo, both_upstream: bool) {
     let n: u64 = 8 * 1024 * 1024;
-    let r = curl_status(&[&t.url(&format!("/bytes?n={n}&te=chunked"))]);
+    let url = t.url(&format!("/bytes?n={n}&te=chunked"));
+    let attempts = if both_upstream { 3 } else { 1 };
+    let mut r = None;
+    for attempt in 1..=attempts {
+        match try_curl_status(&[&url]) {
+            Ok(ok) => {
+                r = Some(ok);
+                break;
+            }
+            Err(e) if attempt < attempts => {
+                println!(
+                    "[interop] {}: upstream pair truncated the stream, retrying: {e}",
+                    t.name
+                )
+            }
+            Err(e) => panic!("{}: {e}\n{}", t.name, t.logs()),
+        }
+    }
+    let r = r.expect("a successful attempt");
     assert_eq!(
         r.status,
         200,
@@ -536,7 +533,10 @@ fn basic(ingress: Peer, egress: Peer) {
     };
     check_get_and_path_rewrite(&t);
     check_post_sink(&t);
-    check_streamed_download(&t);
+    check_streamed_download(
+        &t,
+        !matches!(ingress, Peer::Ours) && !matches!(egress, Peer::Ours),
+    );
     assert!(
         t.backend.requests() >= 8,
         "{}: backend saw too few requests",

@@ -2,59 +2,11 @@
 //! models: server attestation (ingress `verify`, egress `attest`), client attestation (ingress
 //! `attest`, egress `verify`, HPKE Auth mode), both, and neither (`no_ra`).
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tng_e2e::stack::Stack;
 use tng_e2e::*;
-
-/// The sample attestation stack: an AA on a private socket and an AS on loopback.
-struct Stack {
-    _aa: Proc,
-    _as: Proc,
-    socket: String,
-    as_url: String,
-}
-
-impl Stack {
-    fn start() -> Stack {
-        let dir = test_dir("roles-stack");
-        let socket = format!("unix://{}", dir.join("aa.sock").display());
-        let mut aa_cmd = Command::new(bin("tng-devkit"));
-        aa_cmd.args(["aa", "--socket", &socket]);
-        let mut aa = Proc::spawn("aa", aa_cmd, &dir);
-        aa.wait_for_line("attestation agent listening on", Duration::from_secs(10));
-        let as_addr = format!("127.0.0.1:{}", free_port());
-        let mut as_cmd = Command::new(bin("tng-devkit"));
-        as_cmd
-            .args(["as", "--listen", &as_addr, "--workdir"])
-            .arg(dir.join("as"));
-        let mut as_proc = Proc::spawn("as", as_cmd, &dir);
-        as_proc.wait_for_line("attestation service listening on", Duration::from_secs(20));
-        Stack {
-            _aa: aa,
-            _as: as_proc,
-            socket,
-            as_url: format!("http://{as_addr}"),
-        }
-    }
-
-    fn attest(&self, passport: bool) -> Value {
-        if passport {
-            json!({"model": "passport", "aa_addr": self.socket, "as_addr": self.as_url, "policy_ids": ["default"]})
-        } else {
-            json!({"aa_addr": self.socket})
-        }
-    }
-
-    fn verify(&self, passport: bool) -> Value {
-        let mut v = json!({"as_addr": self.as_url, "policy_ids": ["default"]});
-        if passport {
-            v["model"] = "passport".into();
-        }
-        v
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Roles {

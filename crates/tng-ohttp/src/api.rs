@@ -9,6 +9,9 @@ use crate::keys::{decode_key_config_list, encode_key_config_list, KeyConfig, Key
 pub const API_HEADER: &str = "x-tng-ohttp-api";
 pub const CONTENT_TYPE_CHUNKED_REQUEST: &str = "message/ohttp-chunked-req";
 pub const CONTENT_TYPE_CHUNKED_RESPONSE: &str = "message/ohttp-chunked-res";
+/// Our extension, inside the sealed request only: the application's address as the ingress
+/// saw it. Never forwarded to the service; an ingress replaces whatever the application sent.
+pub const CLIENT_IP_HEADER: &str = "x-tng-client-ip";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OhttpApi {

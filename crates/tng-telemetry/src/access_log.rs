@@ -82,7 +82,7 @@ impl AccessRecord<'_> {
         }
         span.record("otel.status_code", if failed { "error" } else { "ok" });
         macro_rules! event {
-            ($level:expr) => {
+            ($level:expr, $($message:tt)+) => {
                 tracing::event!(
                     target: ACCESS_LOG_TARGET,
                     $level,
@@ -98,18 +98,38 @@ impl AccessRecord<'_> {
                     upstream = self.upstream,
                     outcome = self.outcome.as_str(),
                     attested = self.attested,
-                    "{} {} {} {:.2}ms",
-                    self.method.unwrap_or("-"),
-                    path.unwrap_or("-"),
-                    self.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                    duration_ms,
+                    $($message)+
                 )
             };
         }
-        if self.outcome == Outcome::Ok {
-            event!(tracing::Level::INFO);
-        } else {
-            event!(tracing::Level::WARN);
+        let ok = self.outcome == Outcome::Ok;
+        // tracing wants a constant level per call site.
+        macro_rules! at_level {
+            ($($message:tt)+) => {
+                if ok {
+                    event!(tracing::Level::INFO, $($message)+)
+                } else {
+                    event!(tracing::Level::WARN, $($message)+)
+                }
+            };
+        }
+        match (self.method, self.status) {
+            // A byte stream (rats-TLS): no HTTP was seen.
+            (None, None) => at_level!(
+                "stream {} B in, {} B out, {:.2}ms, {}",
+                self.bytes_in,
+                self.bytes_out,
+                duration_ms,
+                self.outcome.as_str(),
+            ),
+            _ => at_level!(
+                "{} {} {} {:.2}ms",
+                self.method.unwrap_or("-"),
+                path.unwrap_or("-"),
+                self.status
+                    .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                duration_ms,
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::access_log::{AccessRecord, Outcome};
 use crate::histogram::{Histogram, CONNECTION_BOUNDS, REQUEST_BOUNDS};
 use crate::labels::{
     Attestation, AttestationFailure, Direction, Endpoints, InstanceLabels, Limit, StatusClass,
@@ -106,7 +107,30 @@ impl InstanceMetrics {
             metrics: self.clone(),
             started: Instant::now(),
             failed: false,
+            stream: None,
         }
+    }
+
+    /// A connection the gateway carries as a byte stream (rats-TLS, either side): counted like
+    /// [`connection`](Self::connection), with a connection span, and one access-log event when
+    /// the guard drops (bytes each way, duration, `upstream`, outcome, whether the peer's
+    /// attestation was verified). One allocation per connection, none per byte.
+    pub fn stream(
+        &self,
+        client: &dyn std::fmt::Display,
+        upstream: String,
+        attested: bool,
+    ) -> ConnGuard {
+        let mut guard = self.connection();
+        guard.stream = Some(Box::new(StreamLog {
+            span: self.connection_span(client),
+            upstream,
+            attested,
+            outcome: Outcome::Ok,
+            rx: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+        }));
+        guard
     }
 
     /// Bytes written towards the counted stream's peer (client on the ingress, tunnel on the
@@ -190,23 +214,61 @@ pub struct ConnGuard {
     metrics: InstanceMetrics,
     started: Instant,
     failed: bool,
+    /// Only for [`InstanceMetrics::stream`] units, which log themselves when they end.
+    stream: Option<Box<StreamLog>>,
+}
+
+#[derive(Debug)]
+struct StreamLog {
+    span: tracing::Span,
+    upstream: String,
+    attested: bool,
+    outcome: Outcome,
+    rx: AtomicU64,
+    tx: AtomicU64,
 }
 
 impl ConnGuard {
     /// Marks the unit failed (`cx_failed` + 1, once however often it is called).
     pub fn failed(&mut self) {
+        self.failed_with(Outcome::Error);
+    }
+
+    /// Marks the unit failed, saying how (for the access log of a stream unit).
+    pub fn failed_with(&mut self, outcome: Outcome) {
         if !self.failed {
             self.failed = true;
             self.metrics.cells.cx_failed.fetch_add(1, Relaxed);
+        }
+        if let Some(log) = &mut self.stream {
+            log.outcome = outcome;
         }
     }
 
     pub fn tx(&self, bytes: u64) {
         self.metrics.tx(bytes);
+        if let Some(log) = &self.stream {
+            log.tx.fetch_add(bytes, Relaxed);
+        }
     }
 
     pub fn rx(&self, bytes: u64) {
         self.metrics.rx(bytes);
+        if let Some(log) = &self.stream {
+            log.rx.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    /// Records, for a stream unit's access log, whether the peer's attestation was verified.
+    pub fn set_attested(&mut self, attested: bool) {
+        if let Some(log) = &mut self.stream {
+            log.attested = attested;
+        }
+    }
+
+    /// The connection span of a stream unit, to run the connection's work in.
+    pub fn span(&self) -> Option<&tracing::Span> {
+        self.stream.as_ref().map(|log| &log.span)
     }
 
     pub fn metrics(&self) -> &InstanceMetrics {
@@ -220,10 +282,22 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
         self.metrics.cells.cx_active.fetch_sub(1, Relaxed);
-        self.metrics
-            .cells
-            .connection_duration
-            .observe(self.started.elapsed());
+        self.metrics.cells.connection_duration.observe(elapsed);
+        if let Some(log) = self.stream.take() {
+            AccessRecord {
+                method: None,
+                path: None,
+                status: None,
+                bytes_in: log.rx.load(Relaxed),
+                bytes_out: log.tx.load(Relaxed),
+                duration: elapsed,
+                upstream: &log.upstream,
+                outcome: log.outcome,
+                attested: log.attested,
+            }
+            .emit(&self.metrics, &log.span);
+        }
     }
 }

@@ -4,166 +4,21 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality};
 use opentelemetry_proto::tonic::trace::v1::{status, Span};
-use prost::Message;
-use support::{drive, driven_value, four_attribute_sets, four_instances, response, serve};
+use support::{drive, driven_value, four_attribute_sets, four_instances};
 use tng_config::{
     MetricConfig, MetricExporter, OtlpExporter, OtlpProtocol, TraceConfig, TraceExporter,
 };
+use tng_e2e::otlp::{attr, hex_id, string_attrs, OtlpReceiver, ReceivedSpan};
 use tng_telemetry::{
     inject, set_parent_from, AccessRecord, Endpoints, InstanceLabels, Outcome, Telemetry,
     Transport, TRACEPARENT,
 };
 use tracing_subscriber::layer::SubscriberExt;
-
-#[derive(Default, Clone)]
-struct Inbox {
-    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
-    traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-    /// (path or gRPC method, content type or grpc-encoding, x-api-key) of every request.
-    requests: Arc<Mutex<Vec<(String, String, String)>>>,
-}
-
-fn header(map: &http::HeaderMap, name: &str) -> String {
-    map.get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
-#[tonic::async_trait]
-impl MetricsService for Inbox {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let headers = request.metadata().clone().into_headers();
-        self.requests.lock().unwrap().push((
-            "grpc:metrics".into(),
-            header(&headers, "grpc-encoding"),
-            header(&headers, "x-api-key"),
-        ));
-        self.metrics.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Inbox {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let headers = request.metadata().clone().into_headers();
-        self.requests.lock().unwrap().push((
-            "grpc:traces".into(),
-            header(&headers, "grpc-encoding"),
-            header(&headers, "x-api-key"),
-        ));
-        self.traces.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-async fn grpc_receiver(inbox: Inbox) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(
-                MetricsServiceServer::new(inbox.clone())
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-            )
-            .add_service(
-                TraceServiceServer::new(inbox)
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-            )
-            .serve_with_incoming(incoming)
-            .await
-            .expect("gRPC receiver");
-    });
-    format!("http://{addr}")
-}
-
-/// Decodes by content type, the way a collector does.
-async fn http_receiver(inbox: Inbox) -> String {
-    let addr = serve(move |req| {
-        let inbox = inbox.clone();
-        async move {
-            let content_type = header(&req.headers, "content-type");
-            inbox.requests.lock().unwrap().push((
-                req.path.clone(),
-                content_type.clone(),
-                header(&req.headers, "x-api-key"),
-            ));
-            let json = content_type == "application/json";
-            match req.path.as_str() {
-                "/custom/metrics" => {
-                    let decoded = if json {
-                        serde_json::from_slice(&req.body).expect("OTLP/JSON metrics")
-                    } else {
-                        ExportMetricsServiceRequest::decode(req.body).expect("OTLP metrics")
-                    };
-                    inbox.metrics.lock().unwrap().push(decoded);
-                }
-                "/custom/traces" => {
-                    let decoded = if json {
-                        serde_json::from_slice(&req.body).expect("OTLP/JSON traces")
-                    } else {
-                        ExportTraceServiceRequest::decode(req.body).expect("OTLP traces")
-                    };
-                    inbox.traces.lock().unwrap().push(decoded);
-                }
-                _ => return response(404, ""),
-            }
-            response(200, "")
-        }
-    })
-    .await;
-    format!("http://{addr}")
-}
-
-fn string_attrs(attrs: &[KeyValue]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = attrs
-        .iter()
-        .map(|kv| {
-            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => s.clone(),
-                Some(any_value::Value::IntValue(i)) => i.to_string(),
-                Some(any_value::Value::BoolValue(b)) => b.to_string(),
-                other => format!("{other:?}"),
-            };
-            (kv.key.clone(), value)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
 
 fn check_metrics(last: &ExportMetricsServiceRequest) {
     assert_eq!(last.resource_metrics.len(), 1);
@@ -245,21 +100,23 @@ fn check_metrics(last: &ExportMetricsServiceRequest) {
     }
 }
 
-fn spans(inbox: &Inbox) -> Vec<(Vec<(String, String)>, Span)> {
-    let mut out = Vec::new();
-    for request in inbox.traces.lock().unwrap().iter() {
-        for rs in &request.resource_spans {
-            let resource = string_attrs(&rs.resource.as_ref().expect("resource").attributes);
-            assert_eq!(attr(&resource, "service.name"), Some("tng"));
-            for ss in &rs.scope_spans {
-                assert_eq!(ss.scope.as_ref().expect("scope").name, "tng");
-                for span in &ss.spans {
-                    out.push((string_attrs(&span.attributes), span.clone()));
-                }
-            }
-        }
-    }
-    out
+fn spans(receiver: &OtlpReceiver) -> Vec<(Vec<(String, String)>, Span)> {
+    receiver
+        .spans()
+        .into_iter()
+        .map(
+            |ReceivedSpan {
+                 resource,
+                 scope,
+                 attrs,
+                 span,
+             }| {
+                assert_eq!(attr(&resource, "service.name"), Some("tng"));
+                assert_eq!(scope, "tng");
+                (attrs, span)
+            },
+        )
+        .collect()
 }
 
 fn find<'a>(
@@ -290,19 +147,16 @@ fn record(status: u16) -> AccessRecord<'static> {
 }
 
 async fn run(protocol: OtlpProtocol) {
-    let inbox = Inbox::default();
+    let receiver = match protocol {
+        OtlpProtocol::Grpc => OtlpReceiver::grpc(),
+        _ => OtlpReceiver::http(),
+    };
     let (metrics_endpoint, traces_endpoint) = match protocol {
-        OtlpProtocol::Grpc => {
-            let base = grpc_receiver(inbox.clone()).await;
-            (base.clone(), base)
-        }
-        _ => {
-            let base = http_receiver(inbox.clone()).await;
-            (
-                format!("{base}/custom/metrics"),
-                format!("{base}/custom/traces"),
-            )
-        }
+        OtlpProtocol::Grpc => (receiver.base().to_owned(), receiver.base().to_owned()),
+        _ => (
+            format!("{}/custom/metrics", receiver.base()),
+            format!("{}/custom/traces", receiver.base()),
+        ),
     };
     let headers = vec![("x-api-key".to_owned(), "k4".to_owned())];
     let otlp = |endpoint: &str| OtlpExporter {
@@ -325,10 +179,8 @@ async fn run(protocol: OtlpProtocol) {
     telemetry.set_live(true);
     telemetry.shutdown().await;
     drop(open);
-    let last = inbox
-        .metrics
-        .lock()
-        .unwrap()
+    let last = receiver
+        .metrics()
         .last()
         .cloned()
         .expect("no metrics export");
@@ -377,7 +229,7 @@ async fn run(protocol: OtlpProtocol) {
     ingress_side.shutdown().await;
     egress_side.shutdown().await;
 
-    let all = spans(&inbox);
+    let all = spans(&receiver);
     let (in_serve_attrs, in_serve) = find(&all, "serve", "ingress");
     let (in_req_attrs, in_req) = find(&all, "request", "ingress");
     let (eg_req_attrs, eg_req) = find(&all, "request", "egress");
@@ -391,7 +243,11 @@ async fn run(protocol: OtlpProtocol) {
     let tp = traceparent.to_str().unwrap();
     assert_eq!(
         tp,
-        format!("00-{}-{}-01", hex(&in_req.trace_id), hex(&in_req.span_id))
+        format!(
+            "00-{}-{}-01",
+            hex_id(&in_req.trace_id),
+            hex_id(&in_req.span_id)
+        )
     );
     assert!(
         in_serve.parent_span_id.is_empty(),
@@ -423,9 +279,10 @@ async fn run(protocol: OtlpProtocol) {
         );
     }
 
-    let requests = inbox.requests.lock().unwrap().clone();
+    let requests = receiver.requests();
     assert!(!requests.is_empty());
-    for (what, encoding, key) in &requests {
+    for r in &requests {
+        let (what, encoding, key) = (&r.what, &r.encoding, &r.api_key);
         assert_eq!(key, "k4", "{what}: configured headers are sent");
         let want = match protocol {
             OtlpProtocol::Grpc => "gzip",
@@ -434,10 +291,6 @@ async fn run(protocol: OtlpProtocol) {
         };
         assert_eq!(encoding, want, "{what}");
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

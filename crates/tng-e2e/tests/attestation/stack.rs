@@ -3,9 +3,9 @@
 //! ingress (`verify`) ← curl.
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -385,54 +385,5 @@ fn count(hay: &[u8], needle: &[u8]) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Upstream TNG
 
-/// `target/upstream/<version>/tng` (or `$TNG_UPSTREAM_DIR/<version>/tng`). Missing: a panic
-/// under `CI=true`, a loud notice and `None` otherwise.
-pub fn upstream_bin(version: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("TNG_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tng_e2e::paths::workspace_root().join("target/upstream"));
-    let path = root.join(version).join("tng");
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!(
-        "upstream TNG {version} missing at {} (scripts/fetch-upstream.sh fetches it)",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}; CI=true forbids skipping the attestation interop tests");
-    }
-    eprintln!("\n########## SKIPPED attestation interop test: {msg} ##########\n");
-    None
-}
-
-/// Launches upstream `tng launch` with `config` and waits (20 s) for `port` to accept.
-pub fn launch_upstream(bin: &Path, name: &str, config: &Value, port: u16) -> Proc {
-    let dir = test_dir(name);
-    let config_path = dir.join("config.json");
-    std::fs::write(
-        &config_path,
-        serde_json::to_vec_pretty(config).expect("json"),
-    )
-    .expect("write upstream config");
-    let mut cmd = Command::new(bin);
-    cmd.arg("launch")
-        .arg("--config-file")
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .current_dir(&dir);
-    let mut proc = Proc::spawn(name, cmd, &dir);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = proc.try_wait() {
-            panic!("{name} exited ({status}); log:\n{}", proc.log_tail(40));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: port {port} not accepting within 20 s; log:\n{}",
-            proc.log_tail(40)
-        );
-        pause(Duration::from_millis(50));
-    }
-    proc
-}
+#[allow(unused_imports)]
+pub use tng_e2e::upstream::{launch_upstream, upstream_bin};

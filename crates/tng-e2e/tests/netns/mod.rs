@@ -234,7 +234,7 @@ impl Topology {
         Proc::spawn(name, self.command(side, program, args), &self.dir)
     }
 
-    fn unique(&self, stem: &str) -> PathBuf {
+    pub fn unique(&self, stem: &str) -> PathBuf {
         let i = self.counter.get();
         self.counter.set(i + 1);
         self.dir.join(format!("{stem}-{i}"))
@@ -669,6 +669,24 @@ impl NsTng {
         tng_e2e::proc::tail(&self.log(), n)
     }
 
+    /// Waits (up to `timeout`) for a log line containing `needle` (the log writer is
+    /// asynchronous); returns it or panics with the log's tail.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no log line containing {needle:?} within {timeout:?}; log:\n{}",
+                self.name,
+                self.log_tail(40)
+            );
+            pause(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM and wait (15 s): the exit code (`None` when killed by a signal).
     pub fn stop(&mut self) -> Option<i32> {
         let status = self.proc.terminate();
@@ -739,6 +757,12 @@ impl Tcpdump {
     /// Starts capturing on every interface of `side` and waits until tcpdump reports that it
     /// is listening. Always `any`: [`Tcpdump::stop`]'s barrier travels over `lo`.
     pub fn start(topo: &Topology, side: Side) -> Tcpdump {
+        Self::start_filtered(topo, side, "tcp")
+    }
+
+    /// [`Tcpdump::start`] with a capture filter of its own (which must let TCP through, for
+    /// the barrier).
+    pub fn start_filtered(topo: &Topology, side: Side, filter: &str) -> Tcpdump {
         let file = topo.unique("capture-any").with_extension("pcap");
         let file_arg = file.display().to_string();
         let mut proc = topo.spawn(
@@ -750,7 +774,7 @@ impl Tcpdump {
                 // Packets queue in the kernel while tcpdump waits for CPU; the default 2 MiB
                 // overflowed on a loaded machine (see `stop`). Not `--immediate-mode`: its
                 // ring has one full-snaplen slot per packet, eight of them at 2 MiB.
-                "-B", "65536", "-U", "-Z", "root", "-w", &file_arg, "tcp",
+                "-B", "65536", "-U", "-Z", "root", "-w", &file_arg, filter,
             ],
         );
         proc.wait_for_line("listening on", Duration::from_secs(10));

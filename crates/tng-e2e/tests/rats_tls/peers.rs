@@ -1,12 +1,10 @@
 //! Who implements a side of the tunnel: our `tng`, or an official upstream release
 //! (`target/upstream/<version>/tng`, fetched by `scripts/fetch-upstream.sh`).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tng_e2e::paths::workspace_root;
 use tng_e2e::proc::tail;
 use tng_e2e::{pause, test_dir, Proc, Tng};
 
@@ -25,28 +23,7 @@ impl Peer {
     }
 }
 
-/// `target/upstream/<version>/tng` (or `$TNG_UPSTREAM_DIR/<version>/tng`). Missing: a panic
-/// under `CI=true` (interop must never be skipped silently there), else a loud notice.
-pub fn upstream_bin(version: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("TNG_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("upstream"));
-    let path = dir.join(version).join("tng");
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!(
-        "upstream TNG {version} not found at {}: run scripts/fetch-upstream.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: interop tests must not be skipped)");
-    }
-    let banner = "!".repeat(78);
-    let text = format!("\n{banner}\n!!! SKIPPING rats-TLS INTEROP: {msg}\n{banner}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
-    None
-}
+pub use tng_e2e::upstream::upstream_bin;
 
 /// Whether every upstream binary among `peers` is present (see [`upstream_bin`]).
 pub fn available(peers: &[Peer]) -> bool {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 /// Upstream sniffs at most this much of the first request head.
@@ -19,16 +18,17 @@ const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 /// Where a connection goes; either way the bytes read while deciding are replayed first.
-pub enum Route {
-    Tunnel(Rewind<TcpStream>),
-    Direct(Rewind<TcpStream>),
+pub enum Route<S> {
+    Tunnel(Rewind<S>),
+    Direct(Rewind<S>),
 }
 
-/// Decides a connection's route; `None` when it closed while being sniffed.
-pub async fn route(
-    mut stream: TcpStream,
+/// Decides a connection's route; `None` when it closed while being sniffed. `stream` is the
+/// accepted socket, or what a TLS listener decrypted of it.
+pub async fn route<S: AsyncRead + Unpin>(
+    mut stream: S,
     rules: std::sync::Arc<Vec<regex::Regex>>,
-) -> Option<Route> {
+) -> Option<Route<S>> {
     if rules.is_empty() {
         return Some(Route::Tunnel(Rewind::new(Bytes::new(), stream)));
     }
@@ -54,7 +54,7 @@ pub async fn route(
     })
 }
 
-async fn sniff_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+async fn sniff_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> io::Result<()> {
     while buf.len() < SNIFF_LIMIT
         && !contains(buf, b"\r\n\r\n")
         && !buf.starts_with(H2_PREFACE)

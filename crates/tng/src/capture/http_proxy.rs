@@ -52,7 +52,12 @@ fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
 }
 
 impl HttpProxy {
-    pub async fn handle(self: Arc<Self>, mut req: Request<RequestBody>) -> Response<Body> {
+    /// Serves one request of a proxy client whose address is `client`.
+    pub async fn handle(
+        self: Arc<Self>,
+        mut req: Request<RequestBody>,
+        client: Option<std::net::SocketAddr>,
+    ) -> Response<Body> {
         // Addressed to this proxy: removed whichever way the request goes.
         crate::http::headers::strip_proxy_scoped(req.headers_mut());
         // One Host, valid, and the absolute-form target's authority wins over it (RFC 9112
@@ -83,11 +88,14 @@ impl HttpProxy {
         let target = Target::new(host, port);
         debug!(%target, tunnel, "proxy request");
         if req.method() == Method::CONNECT {
-            return self.connect(req, target, tunnel).await;
+            return self.connect(req, target, tunnel, client).await;
         }
         if tunnel {
             let _unit = self.metrics.connection();
-            return self.transport.request(&target, req).await;
+            return self
+                .transport
+                .request(&target, client.map(|c| c.ip()), req)
+                .await;
         }
         self.forward_plain(req, &target.to_string()).await
     }
@@ -99,13 +107,21 @@ impl HttpProxy {
         req: Request<RequestBody>,
         target: Target,
         tunnel: bool,
+        client: Option<std::net::SocketAddr>,
     ) -> Response<Body> {
-        let mut unit = self.metrics.connection();
+        let mut unit = if tunnel {
+            self.transport.unit(&self.metrics, client, &target)
+        } else {
+            self.metrics.connection()
+        };
         let opened = if tunnel {
             match self.transport.open(&target).await {
-                Ok(opened) => Some(opened),
+                Ok(opened) => {
+                    unit.set_attested(self.transport.verifies());
+                    Some(opened)
+                }
                 Err(err) => {
-                    unit.failed();
+                    unit.failed_with(err.outcome());
                     warn!(%target, "tunnel not opened: {err}");
                     return TngError::new(
                         StatusCode::BAD_GATEWAY,
@@ -129,7 +145,10 @@ impl HttpProxy {
             match opened {
                 Some(opened) => {
                     opened
-                        .serve(crate::net::Metered::new(upgraded, unit), None)
+                        .serve(
+                            crate::net::Metered::new(upgraded, unit),
+                            Some(crate::http::server::ConnGuard::nested(client)),
+                        )
                         .await
                 }
                 None => crate::exit::pipe(upgraded, bytes::Bytes::new(), target, None).await,

@@ -7,17 +7,25 @@
 //!   destination (egress, REDIRECT), fed by iptables rules that live as long as their guard;
 //! - [`http_proxy`] and [`socks5`] (ingress): the application names the destination itself,
 //!   and [`filter`] decides which destinations go through the tunnel;
+//! - [`hook`] (`tng exec`): the application's preloaded library hands connections to a
+//!   CONNECT proxy (ingress) or moves the application to another port (egress);
 //! - [`direct_forward`] (egress): connections whose first request matches a rule bypass the
 //!   tunnel.
+//!
+//! - [`udp_mapping`] and [`udp_netfilter`]: datagram sources of the UDP modes, each datagram
+//!   with its client and original destination.
 //!
 //! Capture hands each connection to a [`crate::transport`]; it never looks inside the tunnel.
 
 pub mod direct_forward;
 pub mod filter;
+pub mod hook;
 pub mod http_proxy;
 pub mod mapping;
 pub mod netfilter;
 pub mod socks5;
+pub mod udp_mapping;
+pub mod udp_netfilter;
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,6 +43,8 @@ pub enum Destination {
     LocalAddress,
     /// REDIRECT rewrote the destination; conntrack remembers the original.
     OriginalDst,
+    /// Egress hook: the address the connection arrived on, with this port.
+    ArrivalAddress(u16),
 }
 
 impl Destination {
@@ -42,6 +52,9 @@ impl Destination {
         let dst = match self {
             Destination::Fixed(addr) => return Ok(*addr),
             Destination::LocalAddress => stream.local_addr()?,
+            Destination::ArrivalAddress(port) => {
+                return Ok(SocketAddr::new(stream.local_addr()?.ip(), *port))
+            }
             Destination::OriginalDst => SocketAddr::V4(tng_capture::socket::original_dst(stream)?),
         };
         if dst.ip().is_loopback() && dst.port() == listen_port {

@@ -38,7 +38,7 @@ impl Drop for Capture {
 
 /// What both sides check before touching the system: the tools exist, and so do the cgroup v2
 /// hierarchy and the ipsets the rules will name.
-fn prepare(
+pub(super) fn prepare(
     field: &str,
     need_ip: bool,
     dsts: &[CaptureDst],
@@ -86,6 +86,24 @@ fn selection(
     })
 }
 
+/// Installs `set` and the fwmark policy route that delivers its TPROXYed packets locally.
+pub(super) fn install_tproxy(
+    field: &str,
+    set: RuleSet,
+    fw_mark: u32,
+    route_table: u32,
+) -> anyhow::Result<Capture> {
+    iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
+    // Created before the route so that a failure below removes the rules again.
+    let capture = Capture {
+        set,
+        route_table: Some(route_table),
+    };
+    iptables::install_local_route(fw_mark, route_table)
+        .with_context(|| format!("{field}: installing the fwmark policy route"))?;
+    Ok(capture)
+}
+
 /// Binds the transparent listener of an ingress and installs its TPROXY rules.
 pub fn ingress(id: usize, config: &IngressNetfilter) -> anyhow::Result<(TcpListener, Capture)> {
     let field = format!("add_ingress[{id}].netfilter");
@@ -110,15 +128,7 @@ pub fn ingress(id: usize, config: &IngressNetfilter) -> anyhow::Result<(TcpListe
         so_mark: config.so_mark,
         selection,
     };
-    let set = rules.render();
-    iptables::install(&set).with_context(|| format!("{field}: installing netfilter rules"))?;
-    // Created before the route so that a failure below removes the rules again.
-    let capture = Capture {
-        set,
-        route_table: Some(rules.route_table()),
-    };
-    iptables::install_local_route(rules.fw_mark(), rules.route_table())
-        .with_context(|| format!("{field}: installing the fwmark policy route"))?;
+    let capture = install_tproxy(&field, rules.render(), rules.fw_mark(), rules.route_table())?;
     info!(ingress = id, listen_port, "netfilter capture installed");
     Ok((listener, capture))
 }

@@ -50,9 +50,14 @@ pub enum Socks5Error {
 }
 
 impl Socks5 {
-    /// Serves one SOCKS5 client; `unit` counts it (and its bytes) in the entry's metrics.
-    pub async fn handle<S>(self: Arc<Self>, stream: S, unit: tng_telemetry::ConnGuard)
-    where
+    /// Serves one SOCKS5 client, whose address is `client`; `unit` counts it (and its bytes)
+    /// in the entry's metrics.
+    pub async fn handle<S>(
+        self: Arc<Self>,
+        stream: S,
+        client: Option<std::net::SocketAddr>,
+        unit: tng_telemetry::ConnGuard,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut stream = crate::net::Metered::new(stream, unit);
@@ -73,7 +78,8 @@ impl Socks5 {
                 }
             };
             if reply(&mut stream, Reply::Succeeded).await.is_ok() {
-                opened.serve(stream, None).await;
+                let guard = crate::http::server::ConnGuard::nested(client);
+                opened.serve(stream, Some(guard)).await;
             }
             return;
         }

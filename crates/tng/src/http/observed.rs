@@ -76,6 +76,9 @@ type OnEnd = Box<dyn FnOnce(End, u64) + Send>;
 pub struct Finished<B> {
     inner: B,
     bytes: u64,
+    /// The length the response head declared: hyper stops polling once it is sent, even
+    /// when the body itself cannot know it ended (a stream decrypted chunk by chunk).
+    declared: Option<u64>,
     tx: Option<InstanceMetrics>,
     on_end: Option<OnEnd>,
 }
@@ -89,9 +92,20 @@ impl<B> Finished<B> {
         Self {
             inner,
             bytes: 0,
+            declared: None,
             tx,
             on_end: Some(Box::new(on_end)),
         }
+    }
+
+    /// The `Content-Length` the response head declares, if any.
+    pub fn declared_length(mut self, declared: Option<u64>) -> Self {
+        self.declared = declared;
+        self
+    }
+
+    fn reached_declared(&self) -> bool {
+        self.declared == Some(self.bytes)
     }
 
     fn end(&mut self, how: End) {
@@ -124,7 +138,7 @@ where
                 }
                 // hyper stops polling a body that says it ended (a known length reached), so
                 // the last data frame may be the last call we get.
-                if self.inner.is_end_stream() {
+                if self.inner.is_end_stream() || self.reached_declared() {
                     self.end(End::Complete);
                 }
             }
@@ -148,7 +162,7 @@ impl<B> Drop for Finished<B> {
     fn drop(&mut self) {
         // hyper does not poll a body it knows is empty (HEAD, 204, 304, end-of-stream known up
         // front): nothing was lost there, so such a drop counts as complete.
-        let how = if self.bytes == 0 && self.on_end.is_some() {
+        let how = if (self.bytes == 0 && self.on_end.is_some()) || self.reached_declared() {
             End::Complete
         } else {
             End::Abandoned
@@ -206,6 +220,26 @@ mod tests {
         assert_eq!(first.data_ref().unwrap().as_ref(), b"abc");
         drop(body);
         assert_eq!(*seen.lock().unwrap(), vec![(End::Abandoned, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_at_its_declared_length_is_complete() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        // A stream that cannot tell it ended, as hyper sees a decrypted response.
+        let frames = futures_util::stream::iter(vec![
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(b"0123"))),
+            Ok(Frame::data(Bytes::from_static(b"456789"))),
+        ]);
+        let mut body = Finished::new(StreamBody::new(frames), None, move |how, n| {
+            record.lock().unwrap().push((how, n))
+        })
+        .declared_length(Some(10));
+        body.frame().await.unwrap().unwrap();
+        assert!(seen.lock().unwrap().is_empty());
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        assert_eq!(*seen.lock().unwrap(), vec![(End::Complete, 10)]);
     }
 
     #[tokio::test]

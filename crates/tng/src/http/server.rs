@@ -55,6 +55,20 @@ impl ConnGuard {
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
     }
+
+    /// Replaces the peer with the client a PROXY protocol header announced.
+    pub fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = Some(peer);
+    }
+
+    /// For a connection nested in another one (a SOCKS5 or `CONNECT` stream): default limits,
+    /// no draining of its own, and the outer connection's peer.
+    pub fn nested(peer: Option<SocketAddr>) -> Self {
+        ConnGuard {
+            peer,
+            ..nested_guard()
+        }
+    }
 }
 
 /// An HTTP/1.1 + h2c (prior knowledge) connection builder with our defaults and `limits`.

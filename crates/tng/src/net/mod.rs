@@ -6,6 +6,8 @@ use std::io;
 use std::net::SocketAddr;
 
 mod metered;
+pub mod proxy_protocol;
+pub mod tls_server;
 
 pub use metered::Metered;
 

@@ -7,17 +7,21 @@ use std::sync::Arc;
 use anyhow::Context;
 use tng_config::{Egress, EgressMode};
 use tng_telemetry::{InstanceMetrics, Telemetry};
-use tokio::net::TcpSocket;
-use tracing::{error, info, warn};
+use tokio::net::{TcpSocket, TcpStream};
+use tracing::{debug, error, info, warn};
 
 use crate::capture::direct_forward::{self, Route};
+use crate::capture::hook::EgressPolicy;
 use crate::capture::{Capture, Destination};
 use crate::control::{Readiness, Status};
+use crate::http::server::ConnGuard;
+use crate::net::proxy_protocol::{self, Announced};
+use crate::net::tls_server::ReloadingTls;
 use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::ohttp::egress::OhttpEgress;
 use crate::transport::rats_tls::egress::RatsTlsEgress;
-use crate::transport::{EgressTransport, Target};
+use crate::transport::{AppStream, EgressTransport, Target};
 
 /// Builds an egress: binds its listeners and starts its transport (key manager, attested
 /// certificates). Serving starts with [`EgressInstance::serve`].
@@ -33,6 +37,11 @@ pub struct EgressInstance {
     /// Netfilter rules feeding the listeners; removed when serving ends.
     captures: Vec<Capture>,
     direct_forward: Arc<Vec<regex::Regex>>,
+    proxy_protocol: Option<Arc<tng_config::ProxyProtocol>>,
+    /// `ohttp.tls`: the listeners speak HTTPS.
+    tls: Option<Arc<ReloadingTls>>,
+    /// Egress hook: which connections are tunnel connections.
+    hook: Option<Arc<EgressPolicy>>,
 }
 
 impl EgressInstance {
@@ -62,7 +71,10 @@ impl EgressInstance {
         // Connections to the service are marked so the capture rules let them through.
         let so_mark = match &config.mode {
             EgressMode::Netfilter(n) => Some(n.so_mark),
-            EgressMode::Mapping(_) => None,
+            EgressMode::Mapping(_)
+            | EgressMode::Hook(_)
+            | EgressMode::MappingUdp(_)
+            | EgressMode::NetfilterUdp(_) => None,
         };
         let transport = Arc::new(match &config.ohttp {
             Some(ohttp) => {
@@ -76,6 +88,14 @@ impl EgressInstance {
                 RatsTlsEgress::new(config, so_mark, &field, shutdown, metrics.clone()).await?,
             )),
         });
+        let tls = match config.ohttp.as_ref().and_then(|o| o.tls.as_ref()) {
+            Some(tls) => Some(Arc::new(ReloadingTls::start(
+                &format!("{field}.ohttp.tls"),
+                tls,
+                shutdown.clone(),
+            )?)),
+            None => None,
+        };
         let mut listeners = Vec::new();
         let mut captures = Vec::new();
         match &config.mode {
@@ -87,7 +107,17 @@ impl EgressInstance {
                 listeners.push((listener, Destination::OriginalDst));
                 captures.push(capture);
             }
+            EgressMode::Hook(hook) => {
+                listeners.extend(crate::capture::hook::egress(&field, hook)?);
+            }
+            EgressMode::MappingUdp(_) | EgressMode::NetfilterUdp(_) => {
+                anyhow::bail!("{field}: a UDP mode is served by the QUIC transport")
+            }
         }
+        let hook = match &config.mode {
+            EgressMode::Hook(hook) => Some(Arc::new(EgressPolicy::new(&field, hook))),
+            _ => None,
+        };
         Ok(Self {
             id,
             metrics,
@@ -97,6 +127,9 @@ impl EgressInstance {
             listeners,
             captures,
             direct_forward: Arc::new(config.direct_forward.clone()),
+            proxy_protocol: config.proxy_protocol.clone().map(Arc::new),
+            tls,
+            hook,
         })
     }
 
@@ -165,10 +198,16 @@ impl EgressInstance {
         let local = listener.local_addr().ok();
         let listen_port = local.map(|a| a.port()).unwrap_or(0);
         info!(egress = self.id, local = ?local, ?destination, "egress listening");
-        let transport = self.transport.clone();
-        let direct = self.direct_forward.clone();
-        let so_mark = self.so_mark;
-        let metrics = self.metrics.clone();
+        let shared = Arc::new(Shared {
+            transport: self.transport.clone(),
+            direct: self.direct_forward.clone(),
+            so_mark: self.so_mark,
+            metrics: self.metrics.clone(),
+            proxy_protocol: self.proxy_protocol.clone(),
+            tls: self.tls.clone(),
+            hook: self.hook.clone(),
+            handshake_timeout: self.limits.header_read_timeout,
+        });
         let name = format!("egress{}:{listen_port}", self.id);
         tokio::spawn(crate::http::server::accept_loop_limited(
             listener,
@@ -177,27 +216,96 @@ impl EgressInstance {
             self.limits.clone(),
             Some(self.metrics.clone()),
             move |stream, _peer, guard| {
-                let (transport, direct) = (transport.clone(), direct.clone());
-                let metrics = metrics.clone();
-                async move {
-                    let upstream = match destination.resolve(&stream, listen_port) {
-                        Ok(upstream) => upstream,
-                        Err(err) => return warn!("dropping connection: {err}"),
-                    };
-                    match direct_forward::route(stream, direct).await {
-                        Some(Route::Tunnel(stream)) => {
-                            transport.serve(stream, upstream, guard).await
-                        }
-                        Some(Route::Direct(stream)) => {
-                            let target = Target::from(upstream);
-                            let stream = Metered::new(stream, metrics.connection());
-                            crate::exit::pipe(stream, bytes::Bytes::new(), target, so_mark).await
-                        }
-                        None => {}
-                    }
-                }
+                connection(shared.clone(), stream, destination, listen_port, guard)
             },
         ))
+    }
+}
+
+/// What every connection of one egress shares.
+struct Shared {
+    transport: Arc<EgressTransport>,
+    direct: Arc<Vec<regex::Regex>>,
+    so_mark: Option<u32>,
+    metrics: InstanceMetrics,
+    proxy_protocol: Option<Arc<tng_config::ProxyProtocol>>,
+    tls: Option<Arc<ReloadingTls>>,
+    hook: Option<Arc<EgressPolicy>>,
+    /// For the PROXY header and the TLS handshake: both come before any request.
+    handshake_timeout: std::time::Duration,
+}
+
+/// One accepted connection: where it was going, who sent it (PROXY protocol), TLS, then its
+/// route — the transport, or `direct_forward` straight to the service.
+async fn connection(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    destination: Destination,
+    listen_port: u16,
+    mut guard: ConnGuard,
+) {
+    let upstream = match destination.resolve(&stream, listen_port) {
+        Ok(upstream) => upstream,
+        Err(err) => return warn!("dropping connection: {err}"),
+    };
+    if let (Some(hook), Ok(local)) = (&shared.hook, stream.local_addr()) {
+        if !hook.encrypted(local, guard.peer()) {
+            // A local client of the application, not a tunnel (capture_local_traffic false).
+            let stream = Metered::new(stream, shared.metrics.connection());
+            return crate::exit::pipe(stream, bytes::Bytes::new(), Target::from(upstream), None)
+                .await;
+        }
+    }
+    if let Some(proxy_protocol) = &shared.proxy_protocol {
+        let Some(peer) = guard.peer() else { return };
+        if !proxy_protocol.trusts(peer.ip()) {
+            return warn!(
+                %peer,
+                "connection refused: the peer is not one of proxy_protocol.trusted_peers"
+            );
+        }
+        match proxy_protocol::read(&mut stream, shared.handshake_timeout).await {
+            Ok(Announced::Client(client)) => {
+                debug!(%client, "client announced by the PROXY protocol header");
+                guard.set_peer(client);
+            }
+            Ok(Announced::Peer) => {}
+            Err(err) => return warn!(%peer, "connection refused: {err}"),
+        }
+    }
+    match &shared.tls {
+        Some(tls) => {
+            let handshake = tls.acceptor().accept(stream);
+            match tokio::time::timeout(shared.handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => dispatch(&shared, stream, upstream, guard).await,
+                Ok(Err(err)) => debug!("TLS handshake failed: {err}"),
+                Err(_) => debug!("no TLS handshake within {:?}", shared.handshake_timeout),
+            }
+        }
+        None => dispatch(&shared, stream, upstream, guard).await,
+    }
+}
+
+async fn dispatch<S: AppStream>(
+    shared: &Shared,
+    stream: S,
+    upstream: SocketAddr,
+    guard: ConnGuard,
+) {
+    match direct_forward::route(stream, shared.direct.clone()).await {
+        Some(Route::Tunnel(stream)) => {
+            shared
+                .transport
+                .clone()
+                .serve(stream, upstream, guard)
+                .await
+        }
+        Some(Route::Direct(stream)) => {
+            let target = Target::from(upstream);
+            let stream = Metered::new(stream, shared.metrics.connection());
+            crate::exit::pipe(stream, bytes::Bytes::new(), target, shared.so_mark).await
+        }
+        None => {}
     }
 }
 

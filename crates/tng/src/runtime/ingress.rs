@@ -6,7 +6,7 @@ use anyhow::Context;
 use tng_config::{Ingress, IngressMode};
 use tng_telemetry::{InstanceMetrics, Telemetry};
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument, Span};
 
 use crate::capture::http_proxy::HttpProxy;
 use crate::capture::socks5::Socks5;
@@ -82,6 +82,9 @@ impl IngressInstance {
                 listeners.push((listener, Entry::Transparent(Destination::LocalAddress)));
                 captures.push(capture);
             }
+            IngressMode::MappingUdp(_) | IngressMode::NetfilterUdp(_) => {
+                anyhow::bail!("{field}: a UDP mode is served by the QUIC transport")
+            }
             IngressMode::HttpProxy(proxy) => {
                 let listener =
                     bind_proxy(&proxy.proxy_listen, &format!("{field}.http_proxy")).await?;
@@ -89,6 +92,18 @@ impl IngressInstance {
                     transport: transport.clone(),
                     metrics: metrics.clone(),
                     filters: proxy.dst_filters.clone(),
+                    direct: client::build(ConnectOptions::default()),
+                };
+                listeners.push((listener, Entry::HttpProxy(Arc::new(proxy))));
+            }
+            IngressMode::Hook(hook) => {
+                let listener = crate::capture::hook::ingress(&field, hook).await?;
+                // The library already chose what is captured: everything that arrives here
+                // goes through the tunnel.
+                let proxy = HttpProxy {
+                    transport: transport.clone(),
+                    metrics: metrics.clone(),
+                    filters: Vec::new(),
                     direct: client::build(ConnectOptions::default()),
                 };
                 listeners.push((listener, Entry::HttpProxy(Arc::new(proxy))));
@@ -159,30 +174,42 @@ async fn connection(
 ) {
     match entry {
         Entry::Transparent(destination) => {
-            let mut unit = metrics.connection();
             let target = match destination.resolve(&stream, listen_port) {
                 Ok(dst) => Target::from(dst),
                 Err(err) => {
-                    unit.failed();
+                    metrics.connection().failed();
                     return warn!("dropping connection: {err}");
                 }
             };
-            match transport.open(&target).await {
-                Ok(tunnel) => tunnel.serve(Metered::new(stream, unit), Some(guard)).await,
-                // Nothing of the application was read: it sees its connection closed.
-                Err(err) => {
-                    unit.failed();
-                    warn!(%target, "closing the application connection: {err}")
+            let mut unit = transport.unit(&metrics, guard.peer(), &target);
+            let span = unit.span().cloned().unwrap_or_else(Span::current);
+            async {
+                match transport.open(&target).await {
+                    Ok(tunnel) => {
+                        unit.set_attested(transport.verifies());
+                        tunnel.serve(Metered::new(stream, unit), Some(guard)).await
+                    }
+                    // Nothing of the application was read: it sees its connection closed.
+                    Err(err) => {
+                        unit.failed_with(err.outcome());
+                        warn!(%target, "closing the application connection: {err}")
+                    }
                 }
             }
+            .instrument(span)
+            .await
         }
         Entry::HttpProxy(proxy) => {
+            let client = guard.peer();
             crate::http::server::serve_connection_with_upgrades(stream, guard, move |req| {
-                proxy.clone().handle(req)
+                proxy.clone().handle(req, client)
             })
             .await
         }
-        Entry::Socks5(socks) => socks.handle(stream, metrics.connection()).await,
+        Entry::Socks5(socks) => {
+            let client = guard.peer();
+            socks.handle(stream, client, metrics.connection()).await
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 mod egress;
 mod ingress;
 mod labels;
+mod udp;
 
 use std::sync::Arc;
 
@@ -19,21 +20,36 @@ use crate::control::{ControlInterface, Readiness, Status};
 use crate::shutdown;
 use egress::EgressInstance;
 use ingress::IngressInstance;
+use udp::{UdpEgressInstance, UdpIngressInstance};
 
 /// Runs the gateway until SIGINT/SIGTERM. `telemetry` (built before logging, which carries
 /// its trace layer) gets every entry's metrics and makes its final export last.
 pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> anyhow::Result<()> {
+    serve(config, telemetry, None, shutdown::signal()).await
+}
+
+/// Runs the gateway until `stop` resolves (with the name of what stopped it). `ready` is
+/// told once every ingress and egress accepts connections.
+pub async fn serve(
+    config: Config,
+    telemetry: Arc<tng_telemetry::Telemetry>,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: impl std::future::Future<Output = std::io::Result<&'static str>>,
+) -> anyhow::Result<()> {
     let (trigger, shutdown) = shutdown::channel();
     let status = Status::default();
     let readiness = Readiness::new(config.ingress.len() + config.egress.len());
-    let uses_netfilter = config
-        .ingress
-        .iter()
-        .any(|i| matches!(i.mode, IngressMode::Netfilter(_)))
-        || config
-            .egress
-            .iter()
-            .any(|e| matches!(e.mode, EgressMode::Netfilter(_)));
+    let uses_netfilter = config.ingress.iter().any(|i| {
+        matches!(
+            i.mode,
+            IngressMode::Netfilter(_) | IngressMode::NetfilterUdp(_)
+        )
+    }) || config.egress.iter().any(|e| {
+        matches!(
+            e.mode,
+            EgressMode::Netfilter(_) | EgressMode::NetfilterUdp(_)
+        )
+    });
     // Held for the life of the process: two gateways in one namespace would fight over rules.
     let _lock = if uses_netfilter {
         Some(tng_capture::lock::acquire()?)
@@ -42,12 +58,22 @@ pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> an
     };
 
     let mut ingresses = Vec::new();
+    let mut udp_ingresses = Vec::new();
     for ingress in &config.ingress {
-        ingresses.push(IngressInstance::bind(ingress, &status, &telemetry).await?);
+        if ingress.mode.is_udp() {
+            udp_ingresses.push(UdpIngressInstance::bind(ingress, &telemetry).await?);
+        } else {
+            ingresses.push(IngressInstance::bind(ingress, &status, &telemetry).await?);
+        }
     }
     let mut egresses = Vec::new();
+    let mut udp_egresses = Vec::new();
     for egress in &config.egress {
-        egresses.push(EgressInstance::bind(egress, &shutdown, &status, &telemetry).await?);
+        if egress.mode.is_udp() {
+            udp_egresses.push(UdpEgressInstance::bind(egress, &telemetry).await?);
+        } else {
+            egresses.push(EgressInstance::bind(egress, &shutdown, &status, &telemetry).await?);
+        }
     }
     let control = match &config.control_interface {
         Some(control) => Some(
@@ -73,6 +99,16 @@ pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> an
             egress.serve(shutdown.clone(), readiness.clone()),
         ));
     }
+    for ingress in udp_ingresses {
+        tasks.push(tokio::spawn(
+            ingress.serve(shutdown.clone(), readiness.clone()),
+        ));
+    }
+    for egress in udp_egresses {
+        tasks.push(tokio::spawn(
+            egress.serve(shutdown.clone(), readiness.clone()),
+        ));
+    }
     if let Some(control) = control {
         tasks.push(tokio::spawn(control.serve(shutdown.clone())));
     }
@@ -81,6 +117,9 @@ pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> an
         tokio::spawn(async move {
             readiness.ready().await;
             telemetry.set_live(true);
+            if let Some(ready) = ready {
+                let _ = ready.send(());
+            }
         });
     }
     if config.ingress.is_empty() && config.egress.is_empty() {
@@ -88,8 +127,12 @@ pub async fn run(config: Config, telemetry: Arc<tng_telemetry::Telemetry>) -> an
     }
     info!("tng started");
 
-    let signal = shutdown::signal().await?;
-    info!("{signal} received: no longer accepting connections, draining in-flight requests");
+    let signal = stop.await?;
+    if signal.starts_with("SIG") {
+        info!("{signal} received: no longer accepting connections, draining in-flight requests");
+    } else {
+        info!("{signal}: no longer accepting connections, draining in-flight requests");
+    }
     trigger.trigger();
     for task in tasks {
         let _ = task.await;

@@ -11,6 +11,7 @@
 //! service ([`crate::exit`]).
 
 pub mod ohttp;
+pub mod quic;
 pub mod rats_tls;
 
 use std::fmt;
@@ -75,8 +76,49 @@ impl fmt::Display for Target {
 /// Why a tunnel could not be opened; the reason an operator (and an `http_proxy` client, in
 /// its 502) reads.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OpenError(pub String);
+#[error("{reason}")]
+pub struct OpenError {
+    pub reason: String,
+    /// The egress was reached but its attestation was refused (not merely unreachable).
+    pub attestation: bool,
+}
+
+impl OpenError {
+    pub fn unreachable(reason: String) -> Self {
+        Self {
+            reason,
+            attestation: false,
+        }
+    }
+
+    pub fn attestation(reason: String) -> Self {
+        Self {
+            reason,
+            attestation: true,
+        }
+    }
+
+    /// How the connection that needed this tunnel ended, for its access log.
+    pub fn outcome(&self) -> tng_telemetry::Outcome {
+        if self.attestation {
+            tng_telemetry::Outcome::AttestationFailed
+        } else {
+            tng_telemetry::Outcome::UpstreamUnreachable
+        }
+    }
+}
+
+/// A peer address for spans, `-` when unknown (a connection nested in another).
+pub struct PeerLabel(pub Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for PeerLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(peer) => write!(f, "{peer}"),
+            None => f.write_str("-"),
+        }
+    }
+}
 
 /// The ingress side of an entry's transport.
 pub enum IngressTransport {
@@ -85,6 +127,31 @@ pub enum IngressTransport {
 }
 
 impl IngressTransport {
+    /// The counted unit of one application connection to `target`. A rats-TLS tunnel carries
+    /// it as one byte stream, so the connection gets its own span and access-log line; OHTTP
+    /// logs each request it carries instead.
+    pub fn unit(
+        &self,
+        metrics: &tng_telemetry::InstanceMetrics,
+        client: Option<std::net::SocketAddr>,
+        target: &Target,
+    ) -> tng_telemetry::ConnGuard {
+        match self {
+            IngressTransport::Ohttp(_) => metrics.connection(),
+            IngressTransport::RatsTls(_) => {
+                metrics.stream(&PeerLabel(client), target.to_string(), false)
+            }
+        }
+    }
+
+    /// Whether an opened tunnel has had its egress's attestation verified.
+    pub fn verifies(&self) -> bool {
+        match self {
+            IngressTransport::Ohttp(ohttp) => ohttp.verifies(),
+            IngressTransport::RatsTls(rats_tls) => rats_tls.verifies(),
+        }
+    }
+
     /// Prepares the tunnel for one application connection to `target`. Nothing of the
     /// application has been read yet, so a failure here delivers zero bytes anywhere.
     pub async fn open(&self, target: &Target) -> Result<Tunnel, OpenError> {
@@ -96,10 +163,16 @@ impl IngressTransport {
         }
     }
 
-    /// Carries one request of an HTTP proxy client (absolute-form, not `CONNECT`) to `target`.
-    pub async fn request(&self, target: &Target, req: Request<RequestBody>) -> Response<Body> {
+    /// Carries one request of an HTTP proxy client (absolute-form, not `CONNECT`) to `target`;
+    /// `client` is that client's address.
+    pub async fn request(
+        &self,
+        target: &Target,
+        client: Option<std::net::IpAddr>,
+        req: Request<RequestBody>,
+    ) -> Response<Body> {
         match self {
-            IngressTransport::Ohttp(ohttp) => ohttp.request(target, req).await,
+            IngressTransport::Ohttp(ohttp) => ohttp.request(target, client, req).await,
             IngressTransport::RatsTls(rats_tls) => rats_tls.request(target, req).await,
         }
     }
@@ -113,7 +186,8 @@ pub enum Tunnel {
 
 impl Tunnel {
     /// Carries the application connection until either side closes. `guard` is the
-    /// listener's (limits, graceful shutdown); `None` for a connection nested in another.
+    /// listener's (limits, graceful shutdown, the application's address); `None` for a
+    /// connection nested in another.
     pub async fn serve<S: AppStream>(self, app: S, guard: Option<ConnGuard>) {
         match self {
             Tunnel::Ohttp(tunnel) => tunnel.serve(app, guard).await,

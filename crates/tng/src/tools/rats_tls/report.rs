@@ -100,6 +100,7 @@ fn framing_name(framing: Framing) -> &'static str {
     match framing {
         Framing::Raw => "raw (ALPN rats-tls, rats_tls.multiplex: false)",
         Framing::H2 => "multiplexed (ALPN h2, rats_tls.multiplex: true)",
+        Framing::Quic => "QUIC datagrams (ALPN rats-quic)",
     }
 }
 
@@ -300,6 +301,7 @@ fn document(report: &Report<'_>, now: SystemTime) -> Value {
         doc["framing"] = json!(match framing {
             Framing::Raw => "rats-tls",
             Framing::H2 => "h2",
+            Framing::Quic => "rats-quic",
         });
     }
     if let Some(verdict) = &report.verdict {

@@ -41,6 +41,8 @@ use tracing::debug;
 pub enum Framing {
     Raw,
     H2,
+    /// The UDP modes: datagrams over QUIC; the certificates and checks are the same.
+    Quic,
 }
 
 impl Framing {
@@ -56,6 +58,7 @@ impl Framing {
         match self {
             Framing::Raw => b"rats-tls",
             Framing::H2 => b"h2",
+            Framing::Quic => b"rats-quic",
         }
     }
 
@@ -200,8 +203,14 @@ impl ClientSecurity {
 
     /// The connector for one handshake.
     pub async fn connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        Ok(self.tls_config().await?.into())
+    }
+
+    /// The TLS configuration for one handshake (shared unless every handshake needs a fresh
+    /// certificate).
+    pub async fn tls_config(&self) -> Result<Arc<ClientConfig>, String> {
         if !self.roles.per_handshake() {
-            return Ok(self.config.clone().into());
+            return Ok(self.config.clone());
         }
         let certified = self.roles.fresh().await?;
         let config = client_config(
@@ -210,18 +219,32 @@ impl ClientSecurity {
             Some(Arc::new(FixedCert(certified))),
         )
         .map_err(|e| e.to_string())?;
-        Ok(Arc::new(config).into())
+        Ok(Arc::new(config))
+    }
+
+    /// Checks the egress's attestation from its certificate chain (QUIC hands the chain over
+    /// instead of a rustls connection).
+    pub async fn verify_certificates(
+        &self,
+        certificates: Option<&[CertificateDer<'_>]>,
+    ) -> Result<(), String> {
+        self.roles.verify_peer(certificates).await
     }
 
     /// Raw framing: the endpoint's DNS name, or no SNI for an IP literal (rustls sends none
     /// for an IP server name); multiplexed: the constant authority of every stream.
     pub fn server_name(&self, host: &str) -> ServerName<'static> {
         let host = match self.framing {
-            Framing::Raw => host,
+            Framing::Raw | Framing::Quic => host,
             Framing::H2 => super::H2_AUTHORITY,
         };
         ServerName::try_from(host.to_string())
             .unwrap_or_else(|_| ServerName::try_from(super::H2_AUTHORITY).expect("a DNS name"))
+    }
+
+    /// Whether the egress's attestation is checked (`verify`).
+    pub fn verifies(&self) -> bool {
+        self.roles.verifier.is_some()
     }
 
     /// Checks the egress's attestation (with `verify`); the reason when it is refused.
@@ -290,8 +313,14 @@ impl ServerSecurity {
 
     /// The acceptor for one handshake.
     pub async fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        Ok(self.tls_config().await?.into())
+    }
+
+    /// The TLS configuration for one handshake (shared unless every handshake needs a fresh
+    /// certificate).
+    pub async fn tls_config(&self) -> Result<Arc<ServerConfig>, String> {
         if !self.roles.per_handshake() {
-            return Ok(self.config.clone().into());
+            return Ok(self.config.clone());
         }
         let certified = self.roles.fresh().await?;
         let config = server_config(
@@ -301,7 +330,20 @@ impl ServerSecurity {
             self.roles.verifier.is_some(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(Arc::new(config).into())
+        Ok(Arc::new(config))
+    }
+
+    /// Checks the ingress's attestation from its certificate chain (QUIC).
+    pub async fn verify_certificates(
+        &self,
+        certificates: Option<&[CertificateDer<'_>]>,
+    ) -> Result<(), String> {
+        self.roles.verify_peer(certificates).await
+    }
+
+    /// Whether the ingress's attestation is checked (`verify`).
+    pub fn verifies(&self) -> bool {
+        self.roles.verifier.is_some()
     }
 
     /// Checks the ingress's attestation (with `verify`); the reason when it is refused.

@@ -9,6 +9,7 @@
 //! 4. [`router::response_filter`] — `server` header and CORS headers on every answer.
 
 pub mod background_check;
+pub mod client_ip;
 pub mod cors;
 pub mod freshness;
 pub mod key_config;
@@ -55,6 +56,8 @@ pub struct OhttpEgress {
     pub metrics: tng_telemetry::InstanceMetrics,
     /// The `server` header of our own answers (`add_egress[].server_header`).
     pub server_header: Option<http::HeaderValue>,
+    /// What the service learns of its client's address.
+    pub client_ip: client_ip::ClientIpPolicy,
 }
 
 impl OhttpEgress {
@@ -121,6 +124,10 @@ impl OhttpEgress {
                     crate::http::SERVER_HEADER_WITH_VERSION,
                 )),
                 tng_config::ServerHeader::Off => None,
+            },
+            client_ip: client_ip::ClientIpPolicy {
+                forward: ohttp.forward_client_ip,
+                trust: ohttp.trust_ingress_client_ip.unwrap_or_default(),
             },
             metrics,
         })

@@ -59,10 +59,11 @@ pub async fn serve(
         let (metadata, rest) = read_metadata(context, &mut body).await?;
         let sender = check_client_auth(context, &metadata)?;
         let key = select_key(context, &metadata)?;
-        open_request(context, &mut body, rest, &key, sender.as_ref()).await
+        let opened = open_request(context, &mut body, rest, &key, sender.as_ref()).await?;
+        Ok::<_, TngError>((opened, sender.is_some()))
     }
     .await;
-    let (server_request, enc, rest) = match opened {
+    let ((server_request, enc, rest), attested) = match opened {
         Ok(opened) => opened,
         Err(err) => {
             drain(&mut body).await;
@@ -125,6 +126,7 @@ pub async fn serve(
         context,
         upstream,
         &parts.headers,
+        Client { source, attested },
         head,
         reader,
         failure.clone(),
@@ -486,10 +488,17 @@ enum NotForwarded {
     Outer(TngError),
 }
 
+/// Who sent an opened request: the connection's source and whether the ingress is attested.
+struct Client {
+    source: Source,
+    attested: bool,
+}
+
 async fn build_backend_request(
     context: &OhttpEgress,
     upstream: SocketAddr,
     outer_headers: &HeaderMap,
+    client: Client,
     head: RequestHead,
     mut reader: Reader,
     failure: FailureSlot,
@@ -521,6 +530,12 @@ async fn build_backend_request(
             headers.insert(name.clone(), value.clone());
         }
     }
+    super::client_ip::apply(
+        &mut headers,
+        context.client_ip,
+        client.source,
+        client.attested,
+    );
     if let Some(host) = host {
         headers.insert(header::HOST, host);
     }

@@ -32,6 +32,8 @@ pub struct OhttpIngress {
     pub response_passthrough: HeaderPassthrough,
     pub limits: Arc<tng_config::Limits>,
     pub metrics: tng_telemetry::InstanceMetrics,
+    /// `ohttp.send_client_ip`: seal the application's address into every request.
+    pub send_client_ip: bool,
 }
 
 impl OhttpIngress {
@@ -110,7 +112,12 @@ impl OhttpIngress {
             ),
             limits: Arc::new(config.limits.clone()),
             metrics,
+            send_client_ip: ohttp.send_client_ip,
         })
+    }
+
+    pub fn verifies(&self) -> bool {
+        self.keys.verifies()
     }
 
     /// Nothing to prepare per connection: keys are fetched (and attested) per egress, on the
@@ -125,9 +132,10 @@ impl OhttpIngress {
     pub async fn request(
         self: &Arc<Self>,
         target: &Target,
+        client: Option<std::net::IpAddr>,
         req: Request<RequestBody>,
     ) -> Response<Body> {
-        pipeline::handle(self.clone(), target.to_string(), req).await
+        pipeline::handle(self.clone(), target.to_string(), client, req).await
     }
 }
 
@@ -141,8 +149,9 @@ pub struct HttpTunnel {
 impl HttpTunnel {
     pub async fn serve<S: AppStream>(self, app: S, guard: Option<ConnGuard>) {
         let (ingress, authority) = (self.ingress, self.authority);
+        let client = guard.as_ref().and_then(ConnGuard::peer).map(|p| p.ip());
         crate::http::server::serve_connection(app, guard, move |req| {
-            pipeline::handle(ingress.clone(), authority.clone(), req)
+            pipeline::handle(ingress.clone(), authority.clone(), client, req)
         })
         .await
     }

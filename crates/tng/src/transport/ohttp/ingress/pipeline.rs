@@ -18,7 +18,8 @@ use hyper::body::Incoming;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use tng_ohttp::api::{
-    ErrorBody, OhttpApi, API_HEADER, CONTENT_TYPE_CHUNKED_REQUEST, CONTENT_TYPE_CHUNKED_RESPONSE,
+    ErrorBody, OhttpApi, API_HEADER, CLIENT_IP_HEADER, CONTENT_TYPE_CHUNKED_REQUEST,
+    CONTENT_TYPE_CHUNKED_RESPONSE,
 };
 use tng_ohttp::bhttp::{self, Event, RequestHead};
 use tng_ohttp::chunked::{ClientRequest, ResponseDecoder};
@@ -42,12 +43,16 @@ use crate::http::rules::{check_target, effective_host};
 use crate::transport::ohttp::body::reader::{plaintext_body, MessageReader, ReadError};
 use crate::transport::ohttp::body::writer::sealed_body;
 
+/// `client` is the application's address, when its capture mode knows it.
 pub async fn handle(
     context: Arc<OhttpIngress>,
     authority: String,
+    client: Option<std::net::IpAddr>,
     mut req: Request<RequestBody>,
 ) -> Response<Body> {
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    let span = context
+        .metrics
+        .request_span(req.method().as_str(), req.uri().path());
     // A client that traces its own requests is the parent of ours.
     tng_telemetry::set_parent_from(&span, req.headers());
     let started = Instant::now();
@@ -64,7 +69,8 @@ pub async fn handle(
             let base = base_url.insert(upstream_peer(&context, &authority, &req));
             let (parts, body) = req.into_parts();
             let host = host.or_else(|| HeaderValue::from_str(&authority).ok());
-            let head = encode_head(&parts, host, SystemTime::now(), &Span::current());
+            let client = client.filter(|_| context.send_client_ip);
+            let head = encode_head(&parts, host, client, SystemTime::now(), &Span::current());
             let body = Counted::new(body, bytes_in.clone(), None);
             let outer = send(&context, base, &parts, head, body).await?;
             response_filter(&context, outer).await
@@ -100,8 +106,9 @@ fn logging(
         .headers()
         .get(header::SERVER)
         .is_some_and(|s| s.as_bytes() == crate::http::SERVER_HEADER.as_bytes());
+    let declared = content_length(response.headers());
     response.map(move |body| {
-        boxed(Finished::new(body, None, move |end, bytes_out| {
+        let observed = Finished::new(body, None, move |end, bytes_out| {
             let metrics = &context.metrics;
             let duration = started.elapsed();
             metrics.request_done(Some(status), duration);
@@ -125,7 +132,8 @@ fn logging(
                 attested: context.keys.verifies(),
             }
             .emit(metrics, &span);
-        }))
+        });
+        boxed(observed.declared_length(declared))
     })
 }
 
@@ -178,11 +186,19 @@ fn upstream_peer<B>(context: &OhttpIngress, authority: &str, req: &Request<B>) -
 fn encode_head(
     parts: &http::request::Parts,
     host: Option<HeaderValue>,
+    client: Option<std::net::IpAddr>,
     now: SystemTime,
     span: &Span,
 ) -> BytesMut {
     let mut headers = parts.headers.clone();
     strip_connection_specific(&mut headers);
+    // Ours to write: an application must not be able to claim another address.
+    headers.remove(CLIENT_IP_HEADER);
+    if let Some(client) = client {
+        if let Ok(value) = HeaderValue::from_str(&client.to_canonical().to_string()) {
+            headers.insert(CLIENT_IP_HEADER, value);
+        }
+    }
     // The trace continues at the egress; the context travels sealed, so the outer leg never
     // sees it (and a client's own `traceparent` is replaced by our span, its child).
     if let Some(traceparent) = tng_telemetry::inject(span) {

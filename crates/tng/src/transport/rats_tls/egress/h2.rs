@@ -17,9 +17,13 @@ use tracing::{debug, warn};
 
 use crate::capture::direct_forward::Rewind;
 use crate::http::body::{boxed, Body};
-use tng_telemetry::InstanceMetrics;
+use tng_telemetry::{ConnGuard, Outcome};
+use tracing::{Instrument, Span};
 
-use crate::http::server::ConnGuard;
+/// Makes the counted unit of each `CONNECT` stream (its span and access-log line included).
+pub type NewUnit = Arc<dyn Fn() -> ConnGuard + Send + Sync>;
+
+use crate::http::server::ConnGuard as ListenerGuard;
 use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::AppStream;
@@ -39,14 +43,14 @@ pub fn serve(
     upstream: SocketAddr,
     so_mark: Option<u32>,
     limits: &tng_config::Limits,
-    guard: ConnGuard,
+    guard: ListenerGuard,
     mut shutdown: Shutdown,
-    metrics: InstanceMetrics,
+    unit: NewUnit,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let target = Arc::new(Target::from(upstream));
     let service = hyper::service::service_fn(move |req| {
-        let (target, metrics) = (target.clone(), metrics.clone());
-        async move { Ok::<_, std::convert::Infallible>(stream(req, target, so_mark, metrics).await) }
+        let (target, unit) = (target.clone(), unit.clone());
+        async move { Ok::<_, std::convert::Infallible>(stream(req, target, so_mark, unit()).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -80,7 +84,7 @@ async fn stream(
     req: Request<Incoming>,
     target: Arc<Target>,
     so_mark: Option<u32>,
-    metrics: InstanceMetrics,
+    mut unit: ConnGuard,
 ) -> Response<Body> {
     if req.method() != Method::CONNECT {
         let mut response = Response::new(boxed(Full::new(Bytes::from_static(
@@ -93,18 +97,18 @@ async fn stream(
         );
         return response;
     }
-    let mut unit = metrics.connection();
     let service = match crate::exit::connect(&target, so_mark).await {
         Ok(service) => service,
         Err(err) => {
-            unit.failed();
+            unit.failed_with(Outcome::UpstreamUnreachable);
             warn!(%target, "cannot connect to the service: {err}");
             let mut response = Response::new(boxed(Empty::new()));
             *response.status_mut() = StatusCode::BAD_GATEWAY;
             return response;
         }
     };
-    tokio::spawn(async move {
+    let span = unit.span().cloned().unwrap_or_else(Span::current);
+    let relay = async move {
         let mut tunnel = match hyper::upgrade::on(req).await {
             Ok(upgraded) => Metered::new(TokioIo::new(upgraded), unit),
             Err(err) => return debug!("CONNECT stream not upgraded: {err}"),
@@ -116,6 +120,7 @@ async fn stream(
         {
             debug!(%target, "stream ended: {err}");
         }
-    });
+    };
+    tokio::spawn(relay.instrument(span));
     Response::new(boxed(Empty::new()))
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tng_telemetry::InstanceMetrics;
 use tokio::io::AsyncReadExt;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument, Span};
 
 use super::security::{Framing, ServerSecurity};
 use crate::capture::direct_forward::Rewind;
@@ -90,12 +90,18 @@ impl RatsTlsEgress {
         }
         let framing = Framing::negotiated(tls.get_ref().1.alpn_protocol());
         match framing {
-            Framing::Raw => {
+            Framing::Raw | Framing::Quic => {
+                let unit = self.unit(guard.peer(), upstream);
+                let span = unit.span().cloned().unwrap_or_else(Span::current);
                 // Held until the tunnel ends, so shutdown waits (bounded) for it.
                 let _guard = guard;
-                raw::forward(tls, upstream, self.so_mark, self.metrics.connection()).await
+                raw::forward(tls, upstream, self.so_mark, unit)
+                    .instrument(span)
+                    .await
             }
             Framing::H2 => {
+                let peer = guard.peer();
+                let this = self.clone();
                 h2::serve(
                     tls,
                     upstream,
@@ -103,11 +109,22 @@ impl RatsTlsEgress {
                     &self.limits,
                     guard,
                     self.shutdown.clone(),
-                    self.metrics.clone(),
+                    Arc::new(move || this.unit(peer, upstream)),
                 )
                 .await
             }
         }
+    }
+}
+
+impl RatsTlsEgress {
+    /// One tunnelled stream: counted, with its connection span and access-log line.
+    fn unit(&self, peer: Option<SocketAddr>, upstream: SocketAddr) -> tng_telemetry::ConnGuard {
+        self.metrics.stream(
+            &crate::transport::PeerLabel(peer),
+            upstream.to_string(),
+            self.security.verifies(),
+        )
     }
 }
 

@@ -20,7 +20,9 @@ where
     let mut service = match crate::exit::connect(&target, so_mark).await {
         Ok(service) => service,
         Err(err) => {
-            tunnel.unit().failed();
+            tunnel
+                .unit()
+                .failed_with(tng_telemetry::Outcome::UpstreamUnreachable);
             return warn!(%target, "cannot connect to the service: {err}");
         }
     };

@@ -22,12 +22,12 @@ pub async fn attested_connection(
     let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let tcp = crate::net::connect(target.host(), target.port(), so_mark)
             .await
-            .map_err(|e| OpenError(format!("cannot connect to {target}: {e}")))?;
+            .map_err(|e| OpenError::unreachable(format!("cannot connect to {target}: {e}")))?;
         let _ = crate::net::set_tunnel_keepalive(&tcp);
         let connector = security
             .connector()
             .await
-            .map_err(|e| OpenError(format!("rats-TLS with {target}: {e}")))?;
+            .map_err(|e| OpenError::unreachable(format!("rats-TLS with {target}: {e}")))?;
         connector
             .connect(security.server_name(target.host()), tcp)
             .await
@@ -35,14 +35,16 @@ pub async fn attested_connection(
     })
     .await
     .map_err(|_| {
-        OpenError(format!(
+        OpenError::unreachable(format!(
             "no TLS handshake with {target} within {HANDSHAKE_TIMEOUT:?}"
         ))
     })??;
     security
         .verify_peer(tls.get_ref().1)
         .await
-        .map_err(|reason| OpenError(format!("attestation of {target} refused: {reason}")))?;
+        .map_err(|reason| {
+            OpenError::attestation(format!("attestation of {target} refused: {reason}"))
+        })?;
     debug!(%target, "rats-TLS connection established");
     Ok(tls)
 }
@@ -56,12 +58,12 @@ fn handshake_failed(target: &Target, framing: Framing, err: std::io::Error) -> O
     if let Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) = tls
     {
         let offered = String::from_utf8_lossy(framing.alpn());
-        return OpenError(format!(
+        return OpenError::unreachable(format!(
             "TLS handshake with {target} failed: ALPN mismatch: the egress does not accept \
              \"{offered}\" (rats_tls.multiplex: {} here); rats_tls.multiplex must be the same \
              on both sides",
             offered == "h2"
         ));
     }
-    OpenError(format!("TLS handshake with {target} failed: {err}"))
+    OpenError::unreachable(format!("TLS handshake with {target} failed: {err}"))
 }

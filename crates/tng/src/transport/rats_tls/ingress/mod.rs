@@ -49,9 +49,13 @@ impl RatsTlsIngress {
         })
     }
 
+    pub fn verifies(&self) -> bool {
+        self.security.verifies()
+    }
+
     pub async fn open(self: &Arc<Self>, target: &Target) -> Result<StreamTunnel, OpenError> {
         let io = match self.framing {
-            Framing::Raw => TunnelIo::Raw(Box::new(
+            Framing::Raw | Framing::Quic => TunnelIo::Raw(Box::new(
                 connect::attested_connection(&self.security, target, self.so_mark).await?,
             )),
             Framing::H2 => {

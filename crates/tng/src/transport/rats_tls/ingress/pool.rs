@@ -122,7 +122,7 @@ impl Pool {
                 .method(Method::CONNECT)
                 .uri(format!("https://{}/", super::super::H2_AUTHORITY))
                 .body(Empty::new())
-                .map_err(|e| OpenError(e.to_string()))?;
+                .map_err(|e| OpenError::unreachable(e.to_string()))?;
             let mut send = slot.connection.send.clone();
             let response = match send.send_request(request).await {
                 Ok(response) => response,
@@ -132,20 +132,20 @@ impl Pool {
                     continue;
                 }
                 Err(err) => {
-                    return Err(OpenError(format!(
+                    return Err(OpenError::unreachable(format!(
                         "CONNECT stream to {target} failed: {err}"
                     )))
                 }
             };
             if response.status() != StatusCode::OK {
-                return Err(OpenError(format!(
+                return Err(OpenError::unreachable(format!(
                     "the egress {target} answered CONNECT with {}",
                     response.status()
                 )));
             }
             let upgraded = hyper::upgrade::on(response)
                 .await
-                .map_err(|e| OpenError(format!("CONNECT stream to {target}: {e}")))?;
+                .map_err(|e| OpenError::unreachable(format!("CONNECT stream to {target}: {e}")))?;
             return Ok((upgraded, slot));
         }
     }
@@ -213,7 +213,7 @@ impl Pool {
             .max_frame_size(MAX_FRAME)
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| OpenError(format!("HTTP/2 with {target} failed: {e}")))?;
+            .map_err(|e| OpenError::unreachable(format!("HTTP/2 with {target} failed: {e}")))?;
         let closed = Arc::new(AtomicBool::new(false));
         let (flag, endpoint, name) = (closed.clone(), endpoint.clone(), target.to_string());
         tokio::spawn(async move {

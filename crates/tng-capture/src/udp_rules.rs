@@ -1,0 +1,253 @@
+//! The `netfilter_udp` rule sets (mangle table, TPROXY on both sides).
+//!
+//! Chain names, marks and routing tables follow upstream TNG, so a mixed fleet's runbooks and
+//! cleanup keep working: the ingress marks locally generated datagrams in OUTPUT, routes them
+//! to `lo` by fwmark and TPROXYs them to its listener on 127.0.0.1; the egress TPROXYs inbound
+//! datagrams for the captured destinations to its listener on 0.0.0.0. Both need the fwmark
+//! policy route (`ip rule` + `local default dev lo`) that [`UdpIngressRules::route_table`] /
+//! [`UdpEgressRules::route_table`] name.
+
+use std::fmt::Write as _;
+
+use crate::rules::{RuleSet, Selection};
+
+pub struct UdpIngressRules {
+    pub id: usize,
+    pub listen_port: u16,
+    pub so_mark: u32,
+    pub selection: Selection,
+}
+
+impl UdpIngressRules {
+    pub fn fw_mark(&self) -> u32 {
+        1590 + self.id as u32
+    }
+
+    pub fn route_table(&self) -> u32 {
+        1263 + self.id as u32
+    }
+
+    pub fn render(&self) -> RuleSet {
+        let id = self.id;
+        let pre = format!("TNG_INGRESS_UDP_{id}_PRE");
+        let out1 = format!("TNG_INGRESS_UDP_{id}_OUT1");
+        let out2 = format!("TNG_INGRESS_UDP_{id}_OUT2");
+        let mark = self.fw_mark();
+        let mut r = String::from("*mangle\n");
+        for chain in [&pre, &out1, &out2] {
+            let _ = writeln!(r, ":{chain} - [0:0]");
+        }
+        // Only locally generated datagrams to remote unicast addresses are ours to capture;
+        // replies we send to local clients (from a remote source) pass untouched.
+        for chain in [&pre, &out1] {
+            let _ = writeln!(r, "-A {chain} -m addrtype --dst-type LOCAL -j RETURN");
+            let _ = writeln!(r, "-A {chain} -m addrtype ! --dst-type UNICAST -j RETURN");
+            let _ = writeln!(r, "-A {chain} -m addrtype ! --src-type LOCAL -j RETURN");
+        }
+        // The mark match keeps several UDP ingresses of one host from taking each other's
+        // datagrams.
+        let _ = writeln!(
+            r,
+            "-A {pre} -p udp -m mark --mark {mark}/0xffffff -j TPROXY --on-port {} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff",
+            self.listen_port
+        );
+        // Our tunnel sockets carry so_mark and must never loop back into us.
+        let _ = writeln!(
+            r,
+            "-A {out1} -p udp -m mark --mark {} -j RETURN",
+            self.so_mark
+        );
+        if self.selection.cgroups.is_empty() {
+            let _ = writeln!(r, "-A {out1} -j {out2}");
+        } else {
+            for cg in &self.selection.cgroups {
+                let _ = writeln!(r, "-A {out1} -m cgroup --path {cg} -j {out2}");
+            }
+        }
+        for cg in &self.selection.excluded_cgroups {
+            let _ = writeln!(r, "-A {out2} -m cgroup --path {cg} -j RETURN");
+        }
+        for m in self.selection.matchers_for("udp") {
+            let _ = writeln!(r, "-A {out2} {m} -j MARK --set-xmark {mark}/0xffffff");
+        }
+        let _ = writeln!(r, "-I PREROUTING 1 -p udp -j {pre}");
+        let _ = writeln!(r, "-I OUTPUT 1 -p udp -j {out1}");
+        r.push_str("COMMIT\n");
+        RuleSet {
+            table: "mangle",
+            chains: vec![pre, out1, out2],
+            restore: r,
+        }
+    }
+}
+
+pub struct UdpEgressRules {
+    pub id: usize,
+    pub listen_port: u16,
+    pub so_mark: u32,
+    pub capture_local_traffic: bool,
+    pub selection: Selection,
+}
+
+impl UdpEgressRules {
+    pub fn fw_mark(&self) -> u32 {
+        2614 + self.id as u32
+    }
+
+    pub fn route_table(&self) -> u32 {
+        2287 + self.id as u32
+    }
+
+    pub fn render(&self) -> RuleSet {
+        let main = format!("TNG_EGRESS_UDP_{}", self.id);
+        let cgroup_chain = format!("TNG_EGRESS_UDP_{}_CGROUP", self.id);
+        let uses_cgroups = !self.selection.cgroups.is_empty();
+        let capture_chain = if uses_cgroups { &cgroup_chain } else { &main };
+        let mark = self.fw_mark();
+        let mut r = String::from("*mangle\n");
+        // Both names are listed for removal: a previous run may have used the cgroup chain.
+        let chains = vec![main.clone(), cgroup_chain.clone()];
+        let _ = writeln!(r, ":{main} - [0:0]");
+        if uses_cgroups {
+            let _ = writeln!(r, ":{cgroup_chain} - [0:0]");
+        }
+        let _ = writeln!(r, "-A {main} -m mark --mark {} -j RETURN", self.so_mark);
+        if uses_cgroups {
+            for cg in &self.selection.cgroups {
+                let _ = writeln!(r, "-A {main} -m cgroup --path {cg} -j {cgroup_chain}");
+            }
+            let _ = writeln!(r, "-A {main} -j RETURN");
+        }
+        for cg in &self.selection.excluded_cgroups {
+            let _ = writeln!(r, "-A {capture_chain} -m cgroup --path {cg} -j RETURN");
+        }
+        // Without capture_local_traffic, datagrams sent on this host keep going straight to
+        // the service (and the service's replies to our backend sockets are never captured).
+        let local = if self.capture_local_traffic {
+            ""
+        } else {
+            " -m addrtype ! --src-type LOCAL"
+        };
+        for m in self.selection.matchers_for("udp") {
+            let (proto, rest) = m.split_at(6); // "-p udp"
+            let _ = writeln!(
+                r,
+                "-A {capture_chain} {proto}{local}{rest} -j TPROXY --on-port {} --on-ip 0.0.0.0 --tproxy-mark {mark}/0xffffff",
+                self.listen_port
+            );
+        }
+        let _ = writeln!(r, "-I PREROUTING 1 -p udp -j {main}");
+        r.push_str("COMMIT\n");
+        RuleSet {
+            table: "mangle",
+            chains,
+            restore: r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::rules::Destination;
+
+    fn dns() -> Destination {
+        Destination {
+            host: Some((Ipv4Addr::new(198, 18, 0, 2), 32)),
+            ipset: None,
+            ports: Some((5353, 5353)),
+        }
+    }
+
+    #[test]
+    fn ingress_rule_set_matches_upstream_layout() {
+        let rules = UdpIngressRules {
+            id: 0,
+            listen_port: 40001,
+            so_mark: 565,
+            selection: Selection {
+                destinations: vec![dns()],
+                ..Selection::default()
+            },
+        };
+        assert_eq!((rules.fw_mark(), rules.route_table()), (0x636, 1263));
+        let set = rules.render();
+        assert_eq!(set.table, "mangle");
+        assert_eq!(
+            set.chains,
+            [
+                "TNG_INGRESS_UDP_0_PRE",
+                "TNG_INGRESS_UDP_0_OUT1",
+                "TNG_INGRESS_UDP_0_OUT2"
+            ]
+        );
+        assert_eq!(
+            set.restore,
+            "*mangle\n\
+             :TNG_INGRESS_UDP_0_PRE - [0:0]\n\
+             :TNG_INGRESS_UDP_0_OUT1 - [0:0]\n\
+             :TNG_INGRESS_UDP_0_OUT2 - [0:0]\n\
+             -A TNG_INGRESS_UDP_0_PRE -m addrtype --dst-type LOCAL -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_PRE -m addrtype ! --dst-type UNICAST -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_PRE -m addrtype ! --src-type LOCAL -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_OUT1 -m addrtype --dst-type LOCAL -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_OUT1 -m addrtype ! --dst-type UNICAST -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_OUT1 -m addrtype ! --src-type LOCAL -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_PRE -p udp -m mark --mark 1590/0xffffff -j TPROXY --on-port 40001 --on-ip 127.0.0.1 --tproxy-mark 1590/0xffffff\n\
+             -A TNG_INGRESS_UDP_0_OUT1 -p udp -m mark --mark 565 -j RETURN\n\
+             -A TNG_INGRESS_UDP_0_OUT1 -j TNG_INGRESS_UDP_0_OUT2\n\
+             -A TNG_INGRESS_UDP_0_OUT2 -p udp -d 198.18.0.2/32 --dport 5353 -j MARK --set-xmark 1590/0xffffff\n\
+             -I PREROUTING 1 -p udp -j TNG_INGRESS_UDP_0_PRE\n\
+             -I OUTPUT 1 -p udp -j TNG_INGRESS_UDP_0_OUT1\n\
+             COMMIT\n"
+        );
+    }
+
+    #[test]
+    fn ingress_without_capture_dst_marks_all_udp() {
+        let set = UdpIngressRules {
+            id: 2,
+            listen_port: 40001,
+            so_mark: 7,
+            selection: Selection::default(),
+        }
+        .render();
+        assert!(set
+            .restore
+            .contains("-A TNG_INGRESS_UDP_2_OUT2 -p udp -j MARK --set-xmark 1592/0xffffff\n"));
+    }
+
+    #[test]
+    fn egress_rule_set_with_and_without_local_traffic() {
+        let mut rules = UdpEgressRules {
+            id: 0,
+            listen_port: 40002,
+            so_mark: 565,
+            capture_local_traffic: false,
+            selection: Selection {
+                destinations: vec![Destination {
+                    host: None,
+                    ipset: None,
+                    ports: Some((5353, 5353)),
+                }],
+                ..Selection::default()
+            },
+        };
+        assert_eq!((rules.fw_mark(), rules.route_table()), (0xa36, 2287));
+        assert_eq!(
+            rules.render().restore,
+            "*mangle\n:TNG_EGRESS_UDP_0 - [0:0]\n\
+             -A TNG_EGRESS_UDP_0 -m mark --mark 565 -j RETURN\n\
+             -A TNG_EGRESS_UDP_0 -p udp -m addrtype ! --src-type LOCAL --dport 5353 -j TPROXY --on-port 40002 --on-ip 0.0.0.0 --tproxy-mark 2614/0xffffff\n\
+             -I PREROUTING 1 -p udp -j TNG_EGRESS_UDP_0\n\
+             COMMIT\n"
+        );
+        rules.capture_local_traffic = true;
+        assert!(rules
+            .render()
+            .restore
+            .contains("-A TNG_EGRESS_UDP_0 -p udp --dport 5353 -j TPROXY --on-port 40002"));
+    }
+}
