@@ -142,6 +142,11 @@ fn slow_request_heads_get_408_and_silent_connections_are_closed() {
             String::from_utf8_lossy(&sent)
         );
         tng.wait_for_log("client sent no request in time", GENEROUS);
+        assert_eq!(
+            tng.metric("tng_limit_hits_total", &[("limit", "header_read_timeout")]),
+            2.0,
+            "{who}"
+        );
     }
     assert_still_serving(&t, "slow heads");
     assert_eq!(backend.requests(), 1);
@@ -167,6 +172,9 @@ fn stalled_request_bodies_get_408_and_slow_steady_ones_pass() {
         "answered after {took:?}"
     );
     t.ingress.wait_for_log("RequestBodyTimeout (408)", GENEROUS);
+    let body_hits =
+        |tng: &Tng| tng.metric("tng_limit_hits_total", &[("limit", "body_read_timeout")]);
+    assert_eq!(body_hits(&t.ingress), 1.0);
 
     // Straight to the egress, a tunnel request whose metadata frame never completes.
     let egress = t.egress_addr();
@@ -183,6 +191,12 @@ fn stalled_request_bodies_get_408_and_slow_steady_ones_pass() {
         "answered after {took:?}"
     );
     t.egress.wait_for_log("RequestBodyTimeout (408)", GENEROUS);
+    assert_eq!(body_hits(&t.egress), 1.0);
+    assert_eq!(
+        body_hits(&t.ingress),
+        1.0,
+        "the egress's 408 is not the ingress's hit"
+    );
 
     // A slow but steady body — a byte every 400 ms, 2.4 s in all — is not stalled.
     let mut steady = connect(&t.ingress_addr());
@@ -264,6 +278,11 @@ fn idle_keep_alive_connections_are_closed_but_busy_ones_are_not() {
     assert!(took >= Duration::from_secs(1), "closed after {took:?}");
     t.ingress
         .wait_for_log("idle keep-alive connection closed", GENEROUS);
+    assert_eq!(
+        t.ingress
+            .metric("tng_limit_hits_total", &[("limit", "idle_timeout")]),
+        1.0
+    );
 
     // A request that takes longer than the idle timeout is not idle.
     let mut busy = connect(&addr);

@@ -192,10 +192,15 @@ pub struct GuardedIo<I> {
     timer: Pin<Box<tokio::time::Sleep>>,
     armed: Option<Instant>,
     expired: Option<Expiry>,
+    metrics: Option<tng_telemetry::InstanceMetrics>,
 }
 
 impl<I> GuardedIo<I> {
-    pub(crate) fn new(inner: I, limits: Arc<Limits>) -> (Self, ConnTracker) {
+    pub(crate) fn new(
+        inner: I,
+        limits: Arc<Limits>,
+        metrics: Option<tng_telemetry::InstanceMetrics>,
+    ) -> (Self, ConnTracker) {
         let tracker = ConnTracker::new();
         let io = GuardedIo {
             inner,
@@ -205,6 +210,7 @@ impl<I> GuardedIo<I> {
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
             armed: None,
             expired: None,
+            metrics,
         };
         (io, tracker)
     }
@@ -214,6 +220,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
     fn expire(&mut self, expiry: Expiry, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.expired.is_none() {
             self.expired = Some(expiry);
+            if let Some(metrics) = &self.metrics {
+                metrics.limit_hit(match expiry {
+                    Expiry::NoRequest | Expiry::Head => tng_telemetry::Limit::HeaderReadTimeout,
+                    Expiry::Idle => tng_telemetry::Limit::IdleTimeout,
+                });
+            }
             let limits = &self.limits;
             match expiry {
                 Expiry::Head => {

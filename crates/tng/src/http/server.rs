@@ -44,6 +44,8 @@ pub struct ConnGuard {
     limits: Arc<Limits>,
     _permit: Option<OwnedSemaphorePermit>,
     peer: Option<SocketAddr>,
+    /// Where the connection and body timers count the limits they enforce.
+    metrics: Option<tng_telemetry::InstanceMetrics>,
 }
 
 impl ConnGuard {
@@ -102,12 +104,17 @@ where
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let guard = guard.unwrap_or_else(nested_guard);
-    let (io, tracker) = GuardedIo::new(io, guard.limits.clone());
+    let (io, tracker) = GuardedIo::new(io, guard.limits.clone(), guard.metrics.clone());
     let builder = builder(&guard.limits);
     let conn = builder
         .serve_connection(
             TokioIo::new(io),
-            service(handler, tracker, guard.limits.clone()),
+            service(
+                handler,
+                tracker,
+                guard.limits.clone(),
+                guard.metrics.clone(),
+            ),
         )
         .into_owned();
     run_watched(conn, guard).await;
@@ -123,12 +130,17 @@ where
     F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let (io, tracker) = GuardedIo::new(io, guard.limits.clone());
+    let (io, tracker) = GuardedIo::new(io, guard.limits.clone(), guard.metrics.clone());
     let builder = builder(&guard.limits);
     let conn = builder
         .serve_connection_with_upgrades(
             TokioIo::new(io),
-            service(handler, tracker, guard.limits.clone()),
+            service(
+                handler,
+                tracker,
+                guard.limits.clone(),
+                guard.metrics.clone(),
+            ),
         )
         .into_owned();
     run_watched(conn, guard).await;
@@ -140,6 +152,7 @@ fn nested_guard() -> ConnGuard {
         limits: Arc::new(Limits::default()),
         _permit: None,
         peer: None,
+        metrics: None,
     }
 }
 
@@ -172,6 +185,7 @@ fn service<F, Fut>(
     handler: F,
     tracker: ConnTracker,
     limits: Arc<Limits>,
+    metrics: Option<tng_telemetry::InstanceMetrics>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<Body>,
@@ -199,9 +213,13 @@ where
                 Some(refused) => Box::pin(std::future::ready(refused)),
                 None => Box::pin(handler(req)),
             };
+        let metrics = metrics.clone();
         async move {
             let mut response = fut.await;
             if let Some(limit) = body_limit.filter(|_| body_timed_out.load(Ordering::SeqCst)) {
+                if let Some(metrics) = &metrics {
+                    metrics.limit_hit(tng_telemetry::Limit::BodyReadTimeout);
+                }
                 // Whatever the handler made of its broken body (a 502 from the aborted upstream
                 // request, say), the client is the one that stalled.
                 response = body_timeout_response(limit);
@@ -324,6 +342,7 @@ pub async fn accept_loop_limited<F, Fut>(
                         limits: limits.clone(),
                         _permit: Some(permit),
                         peer: Some(peer),
+                        metrics: metrics.clone(),
                     };
                     let span = tracing::info_span!("conn", listener = %name, %peer);
                     tokio::spawn(on_connection(stream, peer, guard).instrument(span));
