@@ -16,10 +16,6 @@ pub struct Destination {
 }
 
 impl Destination {
-    fn matcher(&self) -> String {
-        self.matcher_for("tcp")
-    }
-
     /// The match part of a capture rule for `proto` (`tcp` or `udp`).
     pub(crate) fn matcher_for(&self, proto: &str) -> String {
         let mut m = format!("-p {proto}");
@@ -51,14 +47,6 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn matchers(&self) -> Vec<String> {
-        if self.destinations.is_empty() {
-            vec!["-p tcp".to_string()]
-        } else {
-            self.destinations.iter().map(Destination::matcher).collect()
-        }
-    }
-
     pub(crate) fn matchers_for(&self, proto: &str) -> Vec<String> {
         if self.destinations.is_empty() {
             vec![format!("-p {proto}")]
@@ -102,54 +90,75 @@ impl IngressRules {
 
     pub fn render(&self) -> RuleSet {
         let id = self.id;
-        let pre = format!("TNG_INGRESS_{id}_PREROUTING");
-        let out1 = format!("TNG_INGRESS_{id}_OUTPUT_STAGE_1");
-        let out2 = format!("TNG_INGRESS_{id}_OUTPUT_STAGE_2");
-        let mark = self.fw_mark();
-        let mut r = String::from("*mangle\n");
-        for chain in [&pre, &out1, &out2] {
-            let _ = writeln!(r, ":{chain} - [0:0]");
-        }
-        // Only locally generated packets to remote unicast addresses are ours to capture.
-        for chain in [&pre, &out1] {
-            let _ = writeln!(r, "-A {chain} -m addrtype --dst-type LOCAL -j RETURN");
-            let _ = writeln!(r, "-A {chain} -m addrtype ! --dst-type UNICAST -j RETURN");
-            let _ = writeln!(r, "-A {chain} -m addrtype ! --src-type LOCAL -j RETURN");
-        }
-        let _ = writeln!(
-            r,
-            // Only packets this ingress marked: with several ingresses each takes its own.
-            "-A {pre} -p tcp -m mark --mark {mark}/0xffffff -j TPROXY --on-port {} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff",
-            self.listen_port
+        let chains = [
+            format!("TNG_INGRESS_{id}_PREROUTING"),
+            format!("TNG_INGRESS_{id}_OUTPUT_STAGE_1"),
+            format!("TNG_INGRESS_{id}_OUTPUT_STAGE_2"),
+        ];
+        let restore = ingress_restore(
+            "tcp",
+            &chains,
+            self.fw_mark(),
+            self.listen_port,
+            self.so_mark,
+            &self.selection,
         );
-        // Our own outbound connections carry so_mark and must never loop back into us.
-        let _ = writeln!(
-            r,
-            "-A {out1} -p tcp -m mark --mark {} -j RETURN",
-            self.so_mark
-        );
-        if self.selection.cgroups.is_empty() {
-            let _ = writeln!(r, "-A {out1} -j {out2}");
-        } else {
-            for cg in &self.selection.cgroups {
-                let _ = writeln!(r, "-A {out1} -m cgroup --path {cg} -j {out2}");
-            }
-        }
-        for cg in &self.selection.excluded_cgroups {
-            let _ = writeln!(r, "-A {out2} -m cgroup --path {cg} -j RETURN");
-        }
-        for m in self.selection.matchers() {
-            let _ = writeln!(r, "-A {out2} {m} -j MARK --set-xmark {mark}/0xffffff");
-        }
-        let _ = writeln!(r, "-I PREROUTING 1 -p tcp -j {pre}");
-        let _ = writeln!(r, "-I OUTPUT 1 -p tcp -j {out1}");
-        r.push_str("COMMIT\n");
         RuleSet {
             table: "mangle",
-            chains: vec![pre, out1, out2],
-            restore: r,
+            chains: chains.to_vec(),
+            restore,
         }
     }
+}
+
+/// The ingress layout TCP and UDP share (mangle table): locally generated packets to the
+/// captured destinations are marked in OUTPUT, routed to `lo` by the fwmark policy route and
+/// TPROXYed in PREROUTING to the listener on 127.0.0.1. `chains`: PREROUTING, OUTPUT stage 1
+/// and stage 2.
+pub(crate) fn ingress_restore(
+    proto: &str,
+    chains: &[String; 3],
+    mark: u32,
+    listen_port: u16,
+    so_mark: u32,
+    selection: &Selection,
+) -> String {
+    let [pre, out1, out2] = chains;
+    let mut r = String::from("*mangle\n");
+    for chain in chains {
+        let _ = writeln!(r, ":{chain} - [0:0]");
+    }
+    // Only locally generated packets to remote unicast addresses are ours to capture; replies
+    // to local clients (from a remote source) pass untouched.
+    for chain in [pre, out1] {
+        let _ = writeln!(r, "-A {chain} -m addrtype --dst-type LOCAL -j RETURN");
+        let _ = writeln!(r, "-A {chain} -m addrtype ! --dst-type UNICAST -j RETURN");
+        let _ = writeln!(r, "-A {chain} -m addrtype ! --src-type LOCAL -j RETURN");
+    }
+    let _ = writeln!(
+        r,
+        // Only packets this ingress marked: with several ingresses each takes its own.
+        "-A {pre} -p {proto} -m mark --mark {mark}/0xffffff -j TPROXY --on-port {listen_port} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff"
+    );
+    // Our own outbound sockets carry so_mark and must never loop back into us.
+    let _ = writeln!(r, "-A {out1} -p {proto} -m mark --mark {so_mark} -j RETURN");
+    if selection.cgroups.is_empty() {
+        let _ = writeln!(r, "-A {out1} -j {out2}");
+    } else {
+        for cg in &selection.cgroups {
+            let _ = writeln!(r, "-A {out1} -m cgroup --path {cg} -j {out2}");
+        }
+    }
+    for cg in &selection.excluded_cgroups {
+        let _ = writeln!(r, "-A {out2} -m cgroup --path {cg} -j RETURN");
+    }
+    for m in selection.matchers_for(proto) {
+        let _ = writeln!(r, "-A {out2} {m} -j MARK --set-xmark {mark}/0xffffff");
+    }
+    let _ = writeln!(r, "-I PREROUTING 1 -p {proto} -j {pre}");
+    let _ = writeln!(r, "-I OUTPUT 1 -p {proto} -j {out1}");
+    r.push_str("COMMIT\n");
+    r
 }
 
 pub struct EgressRules {
@@ -199,7 +208,7 @@ impl EgressRules {
         } else {
             " -m addrtype ! --src-type LOCAL"
         };
-        for m in self.selection.matchers() {
+        for m in self.selection.matchers_for("tcp") {
             let (proto, rest) = m.split_at(6); // "-p tcp"
             let _ = writeln!(
                 r,

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::rules::{RuleSet, Selection};
+use crate::rules::{ingress_restore, RuleSet, Selection};
 
 pub struct UdpIngressRules {
     pub id: usize,
@@ -29,54 +29,23 @@ impl UdpIngressRules {
 
     pub fn render(&self) -> RuleSet {
         let id = self.id;
-        let pre = format!("TNG_INGRESS_UDP_{id}_PRE");
-        let out1 = format!("TNG_INGRESS_UDP_{id}_OUT1");
-        let out2 = format!("TNG_INGRESS_UDP_{id}_OUT2");
-        let mark = self.fw_mark();
-        let mut r = String::from("*mangle\n");
-        for chain in [&pre, &out1, &out2] {
-            let _ = writeln!(r, ":{chain} - [0:0]");
-        }
-        // Only locally generated datagrams to remote unicast addresses are ours to capture;
-        // replies we send to local clients (from a remote source) pass untouched.
-        for chain in [&pre, &out1] {
-            let _ = writeln!(r, "-A {chain} -m addrtype --dst-type LOCAL -j RETURN");
-            let _ = writeln!(r, "-A {chain} -m addrtype ! --dst-type UNICAST -j RETURN");
-            let _ = writeln!(r, "-A {chain} -m addrtype ! --src-type LOCAL -j RETURN");
-        }
-        // The mark match keeps several UDP ingresses of one host from taking each other's
-        // datagrams.
-        let _ = writeln!(
-            r,
-            "-A {pre} -p udp -m mark --mark {mark}/0xffffff -j TPROXY --on-port {} --on-ip 127.0.0.1 --tproxy-mark {mark}/0xffffff",
-            self.listen_port
+        let chains = [
+            format!("TNG_INGRESS_UDP_{id}_PRE"),
+            format!("TNG_INGRESS_UDP_{id}_OUT1"),
+            format!("TNG_INGRESS_UDP_{id}_OUT2"),
+        ];
+        let restore = ingress_restore(
+            "udp",
+            &chains,
+            self.fw_mark(),
+            self.listen_port,
+            self.so_mark,
+            &self.selection,
         );
-        // Our tunnel sockets carry so_mark and must never loop back into us.
-        let _ = writeln!(
-            r,
-            "-A {out1} -p udp -m mark --mark {} -j RETURN",
-            self.so_mark
-        );
-        if self.selection.cgroups.is_empty() {
-            let _ = writeln!(r, "-A {out1} -j {out2}");
-        } else {
-            for cg in &self.selection.cgroups {
-                let _ = writeln!(r, "-A {out1} -m cgroup --path {cg} -j {out2}");
-            }
-        }
-        for cg in &self.selection.excluded_cgroups {
-            let _ = writeln!(r, "-A {out2} -m cgroup --path {cg} -j RETURN");
-        }
-        for m in self.selection.matchers_for("udp") {
-            let _ = writeln!(r, "-A {out2} {m} -j MARK --set-xmark {mark}/0xffffff");
-        }
-        let _ = writeln!(r, "-I PREROUTING 1 -p udp -j {pre}");
-        let _ = writeln!(r, "-I OUTPUT 1 -p udp -j {out1}");
-        r.push_str("COMMIT\n");
         RuleSet {
             table: "mangle",
-            chains: vec![pre, out1, out2],
-            restore: r,
+            chains: chains.to_vec(),
+            restore,
         }
     }
 }

@@ -494,3 +494,39 @@ fn interop_upstream_2_12_0_ingress_our_egress() {
         .log()
         .contains("Accepted QUIC connection from ingress"));
 }
+
+#[test]
+fn a_later_entry_that_cannot_bind_stops_start_up_and_leaves_no_rules() {
+    if !can_run("a_later_entry_that_cannot_bind_stops_start_up_and_leaves_no_rules") {
+        return;
+    }
+    let topo = Topology::new("udp-nf-bindfail");
+    let baseline = state(&topo, Side::Client);
+    // Something else already holds the second entry's port.
+    let mut holder = topo.spawn(
+        Side::Client,
+        "port-holder",
+        "python3",
+        &[
+            "-u",
+            "-c",
+            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',5999))\nprint('held',flush=True)\ntime.sleep(600)",
+        ],
+    );
+    holder.wait_for_line("held", Duration::from_secs(10));
+    let mut config = ingress_config(&topo, json!({}));
+    config["add_ingress"].as_array_mut().expect("entries").push(
+        json!({"mapping_udp": {"in": {"host": "127.0.0.1", "port": 5999},
+                                     "out": {"host": "127.0.0.1", "port": 6000}},
+                     "no_ra": true}),
+    );
+    let (code, log) = NsTng::expect_failure(&topo, Side::Client, "udp-bindfail", config);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("add_ingress[1].mapping_udp.in: cannot listen on 127.0.0.1:5999"),
+        "{log}"
+    );
+    // The first entry had installed its rules and started serving; they went with it.
+    assert!(log.contains("netfilter_udp capture installed"), "{log}");
+    assert_eq!(state(&topo, Side::Client), baseline);
+}

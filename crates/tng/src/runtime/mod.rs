@@ -6,6 +6,7 @@
 //! listeners bound, key managers started — before anything serves, so a start-up failure
 //! leaves nothing half-running. `/readyz` turns 200 once every service accepts connections.
 
+mod dedicated;
 mod egress;
 mod ingress;
 mod labels;
@@ -17,7 +18,7 @@ use tng_config::{Config, EgressMode, IngressMode};
 use tracing::{info, warn};
 
 use crate::control::{ControlInterface, Readiness, Status};
-use crate::shutdown;
+use crate::shutdown::{self, Shutdown};
 use egress::EgressInstance;
 use ingress::IngressInstance;
 use udp::{UdpEgressInstance, UdpIngressInstance};
@@ -57,35 +58,28 @@ pub async fn serve(
         None
     };
 
-    let mut ingresses = Vec::new();
-    let mut udp_ingresses = Vec::new();
-    for ingress in &config.ingress {
-        if ingress.mode.is_udp() {
-            udp_ingresses.push(UdpIngressInstance::bind(ingress, &telemetry).await?);
-        } else {
-            ingresses.push(IngressInstance::bind(ingress, &status, &telemetry).await?);
+    // UDP entries start serving on their own threads as soon as they are bound; if anything
+    // later fails to bind, they are stopped (and their capture rules removed) before the error
+    // is returned.
+    let mut udp_done = Vec::new();
+    let bound = bind_all(
+        &config,
+        &status,
+        &telemetry,
+        &shutdown,
+        &readiness,
+        &mut udp_done,
+    )
+    .await;
+    let (ingresses, egresses, control) = match bound {
+        Ok(bound) => bound,
+        Err(err) => {
+            trigger.trigger();
+            for done in udp_done {
+                let _ = done.await;
+            }
+            return Err(err);
         }
-    }
-    let mut egresses = Vec::new();
-    let mut udp_egresses = Vec::new();
-    for egress in &config.egress {
-        if egress.mode.is_udp() {
-            udp_egresses.push(UdpEgressInstance::bind(egress, &telemetry).await?);
-        } else {
-            egresses.push(EgressInstance::bind(egress, &shutdown, &status, &telemetry).await?);
-        }
-    }
-    let control = match &config.control_interface {
-        Some(control) => Some(
-            ControlInterface::bind(
-                control,
-                status.clone(),
-                readiness.clone(),
-                telemetry.clone(),
-            )
-            .await?,
-        ),
-        None => None,
     };
 
     let mut tasks = Vec::new();
@@ -99,15 +93,10 @@ pub async fn serve(
             egress.serve(shutdown.clone(), readiness.clone()),
         ));
     }
-    for ingress in udp_ingresses {
-        tasks.push(tokio::spawn(
-            ingress.serve(shutdown.clone(), readiness.clone()),
-        ));
-    }
-    for egress in udp_egresses {
-        tasks.push(tokio::spawn(
-            egress.serve(shutdown.clone(), readiness.clone()),
-        ));
+    for done in udp_done {
+        tasks.push(tokio::spawn(async move {
+            let _ = done.await;
+        }));
     }
     if let Some(control) = control {
         tasks.push(tokio::spawn(control.serve(shutdown.clone())));
@@ -143,6 +132,85 @@ pub async fn serve(
         Err(_) => warn!("telemetry still in use at exit; its final export is skipped"),
     }
     Ok(())
+}
+
+type Bound = (
+    Vec<IngressInstance>,
+    Vec<EgressInstance>,
+    Option<ControlInterface>,
+);
+
+async fn bind_all(
+    config: &Config,
+    status: &Status,
+    telemetry: &Arc<tng_telemetry::Telemetry>,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+    udp_done: &mut Vec<tokio::sync::oneshot::Receiver<()>>,
+) -> anyhow::Result<Bound> {
+    let mut ingresses = Vec::new();
+    for ingress in &config.ingress {
+        if ingress.mode.is_udp() {
+            let (entry, telemetry) = (ingress.clone(), telemetry.clone());
+            let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
+            let name = format!("tng-udp-ingress-{}", ingress.id);
+            udp_done.push(
+                dedicated::start(name, move |bound| async move {
+                    match UdpIngressInstance::bind(&entry, &telemetry).await {
+                        Ok(instance) => {
+                            drop(telemetry);
+                            let _ = bound.send(Ok(()));
+                            instance.serve(shutdown, readiness).await;
+                        }
+                        Err(err) => {
+                            let _ = bound.send(Err(err));
+                        }
+                    }
+                })
+                .await?,
+            );
+        } else {
+            ingresses.push(IngressInstance::bind(ingress, status, telemetry).await?);
+        }
+    }
+    let mut egresses = Vec::new();
+    for egress in &config.egress {
+        if egress.mode.is_udp() {
+            let (entry, telemetry) = (egress.clone(), telemetry.clone());
+            let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
+            let name = format!("tng-udp-egress-{}", egress.id);
+            udp_done.push(
+                dedicated::start(name, move |bound| async move {
+                    match UdpEgressInstance::bind(&entry, &telemetry).await {
+                        Ok(instance) => {
+                            drop(telemetry);
+                            let _ = bound.send(Ok(()));
+                            instance.serve(shutdown, readiness).await;
+                        }
+                        Err(err) => {
+                            let _ = bound.send(Err(err));
+                        }
+                    }
+                })
+                .await?,
+            );
+        } else {
+            egresses.push(EgressInstance::bind(egress, shutdown, status, telemetry).await?);
+        }
+    }
+    let control = match &config.control_interface {
+        Some(control) => Some(
+            ControlInterface::bind(
+                control,
+                status.clone(),
+                readiness.clone(),
+                telemetry.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok((ingresses, egresses, control))
 }
 
 /// Refuses, before anything is bound, what the configuration may say but this build does not

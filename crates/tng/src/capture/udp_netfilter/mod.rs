@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
+use tng_capture::rules::{RuleSet, Selection};
 use tng_capture::udp_rules::{UdpEgressRules, UdpIngressRules};
 use tng_capture::udp_socket::{self, SpoofingSender};
 use tng_config::{CaptureDst, NetfilterUdp};
@@ -61,42 +62,55 @@ pub fn free_listen_port(ip: Ipv4Addr, dsts: &[CaptureDst]) -> std::io::Result<u1
     ))
 }
 
-fn listener(field: &str, addr: SocketAddrV4) -> anyhow::Result<UdpSocket> {
-    let socket = udp_socket::tproxy_socket(addr)
-        .with_context(|| format!("{field}: cannot open a transparent UDP listener on {addr}"))?;
-    Ok(UdpSocket::from_std(socket)?)
-}
-
 /// Binds an ingress's listener on 127.0.0.1 and installs its rules.
 pub fn bind_ingress(id: usize, config: &NetfilterUdp) -> anyhow::Result<(UdpSocket, Capture)> {
-    let field = format!("add_ingress[{id}].netfilter_udp");
-    let selection = prepare(
-        &field,
-        true,
-        &config.capture_dst,
-        &config.capture_cgroup,
-        &config.nocapture_cgroup,
-    )?;
-    let port = config.listen_port.unwrap_or(0);
-    let socket = listener(&field, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
-    let rules = UdpIngressRules {
+    bind(
         id,
-        listen_port: socket.local_addr()?.port(),
-        so_mark: config.so_mark,
-        selection,
-    };
-    let capture = install_tproxy(&field, rules.render(), rules.fw_mark(), rules.route_table())?;
-    info!(
-        ingress = id,
-        listen_port = rules.listen_port,
-        "netfilter_udp capture installed"
-    );
-    Ok((socket, capture))
+        "add_ingress",
+        Ipv4Addr::LOCALHOST,
+        config,
+        |listen_port, selection| {
+            let rules = UdpIngressRules {
+                id,
+                listen_port,
+                so_mark: config.so_mark,
+                selection,
+            };
+            (rules.render(), rules.fw_mark(), rules.route_table())
+        },
+    )
 }
 
 /// Binds an egress's listener on 0.0.0.0 and installs its rules.
 pub fn bind_egress(id: usize, config: &NetfilterUdp) -> anyhow::Result<(UdpSocket, Capture)> {
-    let field = format!("add_egress[{id}].netfilter_udp");
+    bind(
+        id,
+        "add_egress",
+        Ipv4Addr::UNSPECIFIED,
+        config,
+        |listen_port, selection| {
+            let rules = UdpEgressRules {
+                id,
+                listen_port,
+                so_mark: config.so_mark,
+                capture_local_traffic: config.capture_local_traffic,
+                selection,
+            };
+            (rules.render(), rules.fw_mark(), rules.route_table())
+        },
+    )
+}
+
+/// The listener first, then the rules `render` makes for its port (rule set, fwmark, policy
+/// table): nothing is captured before something reads it.
+fn bind(
+    id: usize,
+    list: &str,
+    ip: Ipv4Addr,
+    config: &NetfilterUdp,
+    render: impl FnOnce(u16, Selection) -> (RuleSet, u32, u32),
+) -> anyhow::Result<(UdpSocket, Capture)> {
+    let field = format!("{list}[{id}].netfilter_udp");
     let selection = prepare(
         &field,
         true,
@@ -104,21 +118,14 @@ pub fn bind_egress(id: usize, config: &NetfilterUdp) -> anyhow::Result<(UdpSocke
         &config.capture_cgroup,
         &config.nocapture_cgroup,
     )?;
-    let port = config.listen_port.unwrap_or(0);
-    let socket = listener(&field, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))?;
-    let rules = UdpEgressRules {
-        id,
-        listen_port: socket.local_addr()?.port(),
-        so_mark: config.so_mark,
-        capture_local_traffic: config.capture_local_traffic,
-        selection,
-    };
-    let capture = install_tproxy(&field, rules.render(), rules.fw_mark(), rules.route_table())?;
-    info!(
-        egress = id,
-        listen_port = rules.listen_port,
-        "netfilter_udp capture installed"
-    );
+    let addr = SocketAddrV4::new(ip, config.listen_port.unwrap_or(0));
+    let socket = udp_socket::tproxy_socket(addr)
+        .with_context(|| format!("{field}: cannot open a transparent UDP listener on {addr}"))?;
+    let socket = UdpSocket::from_std(socket)?;
+    let listen_port = socket.local_addr()?.port();
+    let (set, fw_mark, route_table) = render(listen_port, selection);
+    let capture = install_tproxy(&field, set, fw_mark, route_table)?;
+    info!(%field, listen_port, "netfilter_udp capture installed");
     Ok((socket, capture))
 }
 
