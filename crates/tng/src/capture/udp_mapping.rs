@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tracing::warn;
 
+use crate::net::udp_batch::BatchReader;
 use crate::shutdown::Shutdown;
 use crate::transport::quic::egress::Backend;
 use crate::transport::quic::ingress::{FlowDst, FlowTable, ReplyPath};
@@ -48,15 +49,20 @@ pub async fn serve_ingress(
     mut table: FlowTable,
     mut shutdown: Shutdown,
 ) {
-    let mut buf = vec![0u8; crate::transport::quic::MAX_UDP_PAYLOAD];
+    let mut reader = match BatchReader::new(&socket, 32) {
+        Ok(reader) => reader,
+        Err(err) => return tracing::error!("the UDP listener cannot be read: {err}"),
+    };
     loop {
         let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
+            r = reader.recv(&socket) => r,
             _ = shutdown.requested() => break,
         };
         match received {
-            Ok((n, client)) => {
-                table.dispatch(client, dst.clone(), Bytes::copy_from_slice(&buf[..n]))
+            Ok(n) => {
+                for (client, payload) in reader.datagrams(n) {
+                    table.dispatch(client, dst.clone(), Bytes::copy_from_slice(payload));
+                }
             }
             // ICMP errors of earlier replies surface here; the socket itself is fine.
             Err(err) => tracing::debug!("receive on the UDP listener: {err}"),

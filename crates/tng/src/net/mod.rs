@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 mod metered;
 pub mod proxy_protocol;
 pub mod tls_server;
+pub mod udp_batch;
 
 pub use metered::Metered;
 

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
 use super::limit::{allowed, Oversize};
+use crate::net::udp_batch::BatchReader;
 use crate::shutdown::Shutdown;
 use crate::transport::rats_tls::security::{Framing, ServerSecurity};
 
@@ -210,7 +211,13 @@ impl QuicEgress {
         unit: &tng_telemetry::ConnGuard,
         shutdown: &mut Shutdown,
     ) -> &'static str {
-        let mut buf = vec![0u8; super::MAX_UDP_PAYLOAD];
+        let mut reader = match BatchReader::new(socket, 8) {
+            Ok(reader) => reader,
+            Err(err) => {
+                debug!("backend socket cannot be read: {err}");
+                return "done";
+            }
+        };
         let mut last = Instant::now();
         let mut oversize = 0u64;
         loop {
@@ -230,18 +237,21 @@ impl QuicEgress {
                         return "done";
                     }
                 },
-                received = socket.recv(&mut buf) => match received {
-                    Ok(n) => {
+                received = reader.recv(socket) => match received {
+                    Ok(filled) => {
                         last = Instant::now();
-                        match allowed(conn, self.max_datagram_size) {
-                            Some((limit, _)) if n <= limit => {
-                                unit.tx(n as u64);
-                                if conn.send_datagram(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                                    return "done";
+                        for (_, datagram) in reader.datagrams(filled) {
+                            let n = datagram.len();
+                            match allowed(conn, self.max_datagram_size) {
+                                Some((limit, _)) if n <= limit => {
+                                    unit.tx(n as u64);
+                                    if conn.send_datagram(Bytes::copy_from_slice(datagram)).is_err() {
+                                        return "done";
+                                    }
                                 }
+                                Some((limit, why)) => self.oversize.drop(&mut oversize, n, limit, why),
+                                None => return "done",
                             }
-                            Some((limit, why)) => self.oversize.drop(&mut oversize, n, limit, why),
-                            None => return "done",
                         }
                     }
                     // ICMP port unreachable from a backend that is not up yet: keep the
