@@ -162,7 +162,27 @@ egress_transport_json() {
 
 # Our telemetry rows: every exporter that costs something on the data path, pointed at a
 # sink that accepts and drops (the stdout exporter logs through the same files as the rest).
-telemetry_json='"metric":{"exporters":[{"type":"stdout","step":60}]},"trace":{"exporters":[{"type":"stdout"}]},'
+# The telemetry rows export metrics to stdout every 60 s and every span over OTLP/HTTP to a
+# local sink that accepts and discards them (the production shape; the `stdout` span exporter
+# is a debugging aid that pretty-prints every span).
+telemetry_json=""
+if [ "${TELEMETRY:-0}" = 1 ]; then
+  otlp_port="$(free_port)"
+  start otlp-sink python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+' "$otlp_port"
+  telemetry_json='"metric":{"exporters":[{"type":"stdout","step":60}]},"trace":{"exporters":[{"type":"oltp","protocol":"http/protobuf","endpoint":"http://127.0.0.1:'"$otlp_port"'/v1/traces"}]},'
+fi
 
 path_labels=()
 path_ports=()

@@ -6,6 +6,8 @@ machine, no_ra, on loopback, in front of one UDP echo service.
 A client keeps WINDOW datagrams of SIZE bytes in flight for DURATION seconds per round and
 counts echoes; CPU = utime+stime of both gateway processes (/proc/<pid>/stat) over the round,
 divided by the datagrams echoed. Rounds alternate between the pairs; each pair keeps its best.
+The echo service and the client are `tng-devkit udp-echo` / `udp-load` (release build, next to
+OURS_BIN): compiled, they leave the CPU to the gateways, so datagrams/s measures them.
 
     OURS_BIN=target/release/tng ROUNDS=3 DURATION=5 python3 bench/udp.py [RESULTS_FILE]
 
@@ -16,6 +18,7 @@ import json, os, socket, subprocess, sys, tempfile, threading, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = os.environ.get("OURS_BIN", os.path.join(ROOT, "target/release/tng"))
 THEIRS = os.environ.get("UPSTREAM_BIN", os.path.join(ROOT, "target/upstream/2.12.0/tng"))
+DEVKIT = os.environ.get("DEVKIT_BIN", os.path.join(ROOT, "target/release/tng-devkit"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = float(os.environ.get("DURATION", "5"))
 SIZE = int(os.environ.get("SIZE", "1000"))
@@ -32,17 +35,11 @@ def free_port():
 
 
 def echo_server():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.bind(("127.0.0.1", 0))
-
-    def run():
-        while True:
-            d, a = s.recvfrom(65535)
-            s.sendto(d, a)
-
-    threading.Thread(target=run, daemon=True).start()
-    return s.getsockname()[1]
+    port = free_port()
+    proc = subprocess.Popen([DEVKIT, "udp-echo", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return port, proc
 
 
 def entry(in_port, out_port):
@@ -75,41 +72,19 @@ def pair(binary, backend, tmp):
 
 
 def round_(procs, in_port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.settimeout(0.2)
-    payload = b"x" * SIZE
-    # Warm-up: the handshake and the first datagrams are not measured.
-    for _ in range(50):
-        s.sendto(payload, ("127.0.0.1", in_port))
-        try:
-            s.recvfrom(65535)
-            break
-        except socket.timeout:
-            pass
     c0 = sum(cpu(p.pid) for p in procs)
-    t0 = time.monotonic()
-    got = 0
-    inflight = 0
-    while time.monotonic() - t0 < DURATION:
-        while inflight < WINDOW:
-            s.sendto(payload, ("127.0.0.1", in_port))
-            inflight += 1
-        try:
-            s.recvfrom(65535)
-            got += 1
-            inflight -= 1
-        except socket.timeout:
-            inflight = 0  # lost ones: refill the window
-    elapsed = time.monotonic() - t0
+    out = subprocess.run([DEVKIT, "udp-load", "--target", f"127.0.0.1:{in_port}", "--size", str(SIZE),
+                          "--window", str(WINDOW), "--duration", str(DURATION)],
+                         capture_output=True, text=True, check=True).stdout
     c1 = sum(cpu(p.pid) for p in procs)
-    s.close()
-    return got / elapsed, (c1 - c0) / max(got, 1) * 1e6
+    result = json.loads(out)
+    got = result["echoed"]
+    return got / result["seconds"], (c1 - c0) / max(got, 1) * 1e6
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="tng-udp-bench-")
-    backend = echo_server()
+    backend, echo = echo_server()
     paths = {"ours": OURS, "upstream 2.12.0": THEIRS}
     running = {name: pair(b, backend, tmp) for name, b in paths.items()}
     best = {name: (0.0, float("inf")) for name in paths}
@@ -124,6 +99,7 @@ def main():
         for procs, _ in running.values():
             for p in procs:
                 p.terminate()
+        echo.terminate()
     o, t = best["ours"], best["upstream 2.12.0"]
     lines = [
         f"\n## UDP (`mapping_udp`, no_ra, loopback; {SIZE}-byte datagrams, window {WINDOW}, {ROUNDS} alternating rounds of {DURATION:.0f} s, best of each)\n",

@@ -7,6 +7,7 @@ mod aa;
 mod attestation_service;
 mod backend;
 mod http_server;
+mod udp_load;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -32,6 +33,23 @@ enum Command {
     Aa(aa::Args),
     /// A sample RESTful Attestation Service (challenge, attestation, certificate, policy).
     As(attestation_service::Args),
+    /// A UDP echo service (for the UDP benchmark).
+    UdpEcho {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// A closed-loop UDP load generator: prints `{"echoed": N, "seconds": S}`.
+    UdpLoad {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +62,25 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    // The UDP tools are plain blocking loops: no async runtime.
+    let result = match &cli.command {
+        Command::UdpEcho { listen } => Some(udp_load::echo(*listen)),
+        Command::UdpLoad {
+            target,
+            size,
+            window,
+            duration,
+        } => Some(udp_load::load(
+            *target,
+            *size,
+            *window,
+            std::time::Duration::from_secs_f64(duration.max(0.1)),
+        )),
+        _ => None,
+    };
+    if let Some(result) = result {
+        return exit(result);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,7 +95,12 @@ fn main() -> ExitCode {
         Command::Backend { listen } => runtime.block_on(backend::run(listen)),
         Command::Aa(args) => runtime.block_on(aa::run(args)),
         Command::As(args) => runtime.block_on(attestation_service::run(args)),
+        Command::UdpEcho { .. } | Command::UdpLoad { .. } => unreachable!("run above"),
     };
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -235,8 +235,10 @@ pub(crate) fn tracer_provider(
     let mut builder = SdkTracerProvider::builder().with_resource(resource(version));
     for exporter in &config.exporters {
         builder = match exporter {
+            // Upstream prints each span synchronously as it ends; batched, a slow stdout
+            // never holds up the request whose span ended.
             TraceExporter::Stdout => {
-                builder.with_simple_exporter(opentelemetry_stdout::SpanExporter::default())
+                builder.with_batch_exporter(opentelemetry_stdout::SpanExporter::default())
             }
             TraceExporter::Otlp(otlp) => builder.with_batch_exporter(span_exporter(otlp)?),
         };

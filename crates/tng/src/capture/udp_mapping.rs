@@ -8,17 +8,36 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tracing::warn;
 
-use crate::net::udp_batch::BatchReader;
+use crate::net::udp_batch::{BatchReader, BatchSender};
 use crate::shutdown::Shutdown;
 use crate::transport::quic::egress::Backend;
 use crate::transport::quic::ingress::{FlowDst, FlowTable, ReplyPath};
 
 /// Replies leave from the listener, so the client sees them from `in`.
-pub struct ListenerReply(pub Arc<UdpSocket>);
+pub struct ListenerReply {
+    socket: Arc<UdpSocket>,
+    sender: BatchSender,
+}
+
+impl ListenerReply {
+    pub fn new(socket: Arc<UdpSocket>) -> std::io::Result<Self> {
+        let sender = BatchSender::new(&socket)?;
+        Ok(Self { socket, sender })
+    }
+}
 
 impl ReplyPath for ListenerReply {
     fn reply(&self, client: SocketAddr, _from: SocketAddr, payload: &[u8]) -> std::io::Result<()> {
-        self.0.try_send_to(payload, client).map(|_| ())
+        self.socket.try_send_to(payload, client).map(|_| ())
+    }
+
+    fn reply_all(
+        &self,
+        client: SocketAddr,
+        _from: SocketAddr,
+        payloads: &[Bytes],
+    ) -> std::io::Result<()> {
+        self.sender.try_send(&self.socket, client, payloads)
     }
 }
 

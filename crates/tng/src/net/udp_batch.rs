@@ -1,11 +1,13 @@
-//! Reading many datagrams per system call: `recvmmsg`, and UDP GRO where the kernel
-//! coalesces, through quinn's UDP layer. One `recvfrom` per datagram was a visible share of a
-//! UDP gateway's CPU; under load several datagrams usually wait in the socket.
+//! Many datagrams per system call on the application-facing UDP sockets, through quinn's UDP
+//! layer: `recvmmsg` (and GRO where the kernel coalesces) to read, GSO to write. One
+//! `recvfrom` / `sendto` per datagram was most of a UDP gateway's kernel time; under load
+//! several datagrams usually wait on either side.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
-use quinn::udp::{RecvMeta, UdpSocketState};
+use bytes::Bytes;
+use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -65,4 +67,117 @@ impl BatchReader {
                     .map(move |segment| (meta.addr, segment))
             })
     }
+}
+
+/// Sending many datagrams per system call: runs of equal-sized datagrams to one destination go
+/// out as one UDP GSO transmit (the kernel splits them at the original boundaries).
+pub struct BatchSender {
+    state: UdpSocketState,
+}
+
+impl BatchSender {
+    pub fn new(socket: &UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            state: UdpSocketState::new(socket.into())?,
+        })
+    }
+
+    /// The transmits `datagrams` to `to` make, each with its segment size when it carries more
+    /// than one datagram: equal sizes, the last of a run possibly shorter, at most the
+    /// kernel's segment count and one UDP payload in all.
+    fn runs<'a>(&self, datagrams: &'a [Bytes]) -> Vec<(&'a [Bytes], Option<usize>)> {
+        let max = self.state.max_gso_segments().max(1);
+        let mut runs = Vec::new();
+        let mut rest = datagrams;
+        while let Some(first) = rest.first() {
+            let size = first.len();
+            let mut n = 1;
+            let mut total = size;
+            while n < rest.len()
+                && n < max
+                && size > 0
+                && rest[n].len() <= size
+                && total + rest[n].len() <= u16::MAX as usize - 8
+            {
+                total += rest[n].len();
+                n += 1;
+                if rest[n - 1].len() < size {
+                    break;
+                }
+            }
+            let (run, tail) = rest.split_at(n);
+            runs.push((run, (n > 1).then_some(size)));
+            rest = tail;
+        }
+        runs
+    }
+
+    /// Sends `datagrams` to `to` in order, waiting while the socket is full.
+    pub async fn send(
+        &self,
+        socket: &UdpSocket,
+        to: SocketAddr,
+        datagrams: &[Bytes],
+    ) -> io::Result<()> {
+        let mut contents = Vec::new();
+        for (run, segment_size) in self.runs(datagrams) {
+            contents.clear();
+            for d in run {
+                contents.extend_from_slice(d);
+            }
+            let transmit = Transmit {
+                destination: to,
+                ecn: None,
+                contents: &contents,
+                segment_size,
+                src_ip: None,
+            };
+            socket
+                .async_io(Interest::WRITABLE, || {
+                    self.state.try_send(socket.into(), &transmit)
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::send`] without waiting: what the socket cannot take now is lost, as UDP allows.
+    pub fn try_send(
+        &self,
+        socket: &UdpSocket,
+        to: SocketAddr,
+        datagrams: &[Bytes],
+    ) -> io::Result<()> {
+        let mut contents = Vec::new();
+        for (run, segment_size) in self.runs(datagrams) {
+            contents.clear();
+            for d in run {
+                contents.extend_from_slice(d);
+            }
+            let transmit = Transmit {
+                destination: to,
+                ecn: None,
+                contents: &contents,
+                segment_size,
+                src_ip: None,
+            };
+            socket.try_io(Interest::WRITABLE, || {
+                self.state.try_send(socket.into(), &transmit)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Up to `max` datagrams that have already arrived on `conn`, after `first`.
+pub fn drain_datagrams(conn: &quinn::Connection, first: Bytes, max: usize) -> Vec<Bytes> {
+    use futures_util::FutureExt as _;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match conn.read_datagram().now_or_never() {
+            Some(Ok(next)) => batch.push(next),
+            _ => break,
+        }
+    }
+    batch
 }

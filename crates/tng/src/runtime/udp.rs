@@ -24,6 +24,7 @@ enum IngressSource {
     Mapping {
         socket: Arc<tokio::net::UdpSocket>,
         dst: crate::transport::quic::ingress::FlowDst,
+        reply: Arc<udp_mapping::ListenerReply>,
     },
     Netfilter {
         socket: tokio::net::UdpSocket,
@@ -60,10 +61,16 @@ impl UdpIngressInstance {
                 );
                 let socket = Arc::new(udp_mapping::bind_ingress(&field, mapping).await?);
                 let dst = udp_mapping::ingress_destination(mapping);
+                let reply = udp_mapping::ListenerReply::new(socket.clone())
+                    .map_err(|e| anyhow::anyhow!("{field}.mapping_udp.in: {e}"))?;
                 Ok(Self {
                     id,
                     transport,
-                    source: IngressSource::Mapping { socket, dst },
+                    source: IngressSource::Mapping {
+                        socket,
+                        dst,
+                        reply: Arc::new(reply),
+                    },
                 })
             }
             IngressMode::NetfilterUdp(netfilter) => {
@@ -96,13 +103,12 @@ impl UdpIngressInstance {
 
     pub async fn serve(self, shutdown: Shutdown, readiness: Readiness) {
         match self.source {
-            IngressSource::Mapping { socket, dst } => {
+            IngressSource::Mapping { socket, dst, reply } => {
                 let local = socket
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 info!(ingress = self.id, %local, "ingress listening (mapping_udp)");
-                let reply = Arc::new(udp_mapping::ListenerReply(socket.clone()));
                 let table = FlowTable::new(self.transport.clone(), reply, local, shutdown.clone());
                 readiness.service_ready();
                 udp_mapping::serve_ingress(socket, dst, table, shutdown).await;

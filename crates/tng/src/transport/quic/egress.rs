@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
 use super::limit::{allowed, Oversize};
-use crate::net::udp_batch::BatchReader;
+use crate::net::udp_batch::{drain_datagrams, BatchReader, BatchSender};
 use crate::shutdown::Shutdown;
 use crate::transport::rats_tls::security::{Framing, ServerSecurity};
 
@@ -178,7 +178,9 @@ impl QuicEgress {
                 return warn!(%upstream, "cannot open the backend socket: {err}");
             }
         };
-        let why = self.relay(&conn, &socket, &unit, &mut shutdown).await;
+        let why = self
+            .relay(&conn, &socket, upstream, &unit, &mut shutdown)
+            .await;
         conn.close(super::CLOSE_OK.into(), why.as_bytes());
         info!(
             "downstream_remote={remote} -> downstream_local={local}({}) -> upstream_remote={upstream}",
@@ -208,13 +210,14 @@ impl QuicEgress {
         &self,
         conn: &quinn::Connection,
         socket: &UdpSocket,
+        upstream: SocketAddr,
         unit: &tng_telemetry::ConnGuard,
         shutdown: &mut Shutdown,
     ) -> &'static str {
-        let mut reader = match BatchReader::new(socket, 8) {
-            Ok(reader) => reader,
-            Err(err) => {
-                debug!("backend socket cannot be read: {err}");
+        let (mut reader, sender) = match (BatchReader::new(socket, 8), BatchSender::new(socket)) {
+            (Ok(reader), Ok(sender)) => (reader, sender),
+            (Err(err), _) | (_, Err(err)) => {
+                debug!("backend socket cannot be used: {err}");
                 return "done";
             }
         };
@@ -226,9 +229,10 @@ impl QuicEgress {
                 received = conn.read_datagram() => match received {
                     Ok(payload) => {
                         last = Instant::now();
-                        unit.rx(payload.len() as u64);
+                        let batch = drain_datagrams(conn, payload, 64);
+                        unit.rx(batch.iter().map(|d| d.len() as u64).sum());
                         // UDP: a lost datagram is the application's to handle.
-                        if let Err(err) = socket.send(&payload).await {
+                        if let Err(err) = sender.send(socket, upstream, &batch).await {
                             debug!("backend send failed: {err}");
                         }
                     }

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
 
 use super::limit::{allowed, Oversize};
+use crate::net::udp_batch::drain_datagrams;
 use crate::shutdown::Shutdown;
 use crate::transport::rats_tls::security::{ClientSecurity, Framing};
 
@@ -48,6 +49,18 @@ impl fmt::Display for FlowDst {
 /// original destination (`netfilter_udp`).
 pub trait ReplyPath: Send + Sync + 'static {
     fn reply(&self, client: SocketAddr, from: SocketAddr, payload: &[u8]) -> std::io::Result<()>;
+
+    /// Several replies at once, in order (a path that can batch them overrides this).
+    fn reply_all(
+        &self,
+        client: SocketAddr,
+        from: SocketAddr,
+        payloads: &[Bytes],
+    ) -> std::io::Result<()> {
+        payloads
+            .iter()
+            .try_for_each(|p| self.reply(client, from, p))
+    }
 }
 
 /// Counters of one ingress, for logs and tests.
@@ -366,8 +379,9 @@ impl Flow {
                 received = conn.read_datagram() => match received {
                     Ok(reply) => {
                         last = Instant::now();
-                        unit.rx(reply.len() as u64);
-                        if let Err(err) = self.reply.reply(self.client, from, &reply) {
+                        let batch = drain_datagrams(conn, reply, 64);
+                        unit.rx(batch.iter().map(|d| d.len() as u64).sum());
+                        if let Err(err) = self.reply.reply_all(self.client, from, &batch) {
                             tracing::debug!("reply to the client failed: {err}");
                         }
                     }
