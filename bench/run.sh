@@ -18,7 +18,7 @@
 # BULK_ROUNDS (default 2), PERF=0 to skip profiling, PATHS to measure a subset (e.g.
 # "ohttp rats-raw"), OURS_BIN=PATH to measure another binary as "ours" without building,
 # RESULTS=PATH to write the results elsewhere than bench/results.md, TELEMETRY=1 to add
-# rows of ours with metrics, tracing and the access log on.
+# rows of ours with metrics, tracing and the access log on (TELEMETRY=metrics: metrics only).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -182,6 +182,10 @@ class Sink(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
 ' "$otlp_port"
   telemetry_json='"metric":{"exporters":[{"type":"stdout","step":60}]},"trace":{"exporters":[{"type":"oltp","protocol":"http/protobuf","endpoint":"http://127.0.0.1:'"$otlp_port"'/v1/traces"}]},'
+elif [ "${TELEMETRY:-0}" = metrics ]; then
+  # The same rows with metrics only, to tell the metrics' share from the spans'.
+  TELEMETRY=1
+  telemetry_json='"metric":{"exporters":[{"type":"stdout","step":60}]},'
 fi
 
 path_labels=()
