@@ -69,6 +69,9 @@ impl BatchReader {
     }
 }
 
+/// The most one GSO transmit may carry: the largest UDP payload of one IPv4 packet.
+const MAX_GSO_PAYLOAD: usize = 65_507;
+
 /// Sending many datagrams per system call: runs of equal-sized datagrams to one destination go
 /// out as one UDP GSO transmit (the kernel splits them at the original boundaries).
 pub struct BatchSender {
@@ -97,7 +100,9 @@ impl BatchSender {
                 && n < max
                 && size > 0
                 && rest[n].len() <= size
-                && total + rest[n].len() <= u16::MAX as usize - 8
+                // An empty datagram adds nothing to a transmit: it would vanish inside it.
+                && !rest[n].is_empty()
+                && total + rest[n].len() <= MAX_GSO_PAYLOAD
             {
                 total += rest[n].len();
                 n += 1;
@@ -180,4 +185,73 @@ pub fn drain_datagrams(conn: &quinn::Connection, first: Bytes, max: usize) -> Ve
         }
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(runs: &[(&[Bytes], Option<usize>)]) -> Vec<(Vec<usize>, Option<usize>)> {
+        runs.iter()
+            .map(|(run, seg)| (run.iter().map(Bytes::len).collect(), *seg))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn runs_are_equal_sized_with_a_shorter_last_and_fit_one_payload() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = BatchSender::new(&socket).unwrap();
+        let d = |n: usize| Bytes::from(vec![7u8; n]);
+        let datagrams = [d(100), d(100), d(40), d(100), d(200), d(0), d(0)];
+        let runs = sender.runs(&datagrams);
+        let max = sender.state.max_gso_segments();
+        if max > 1 {
+            assert_eq!(
+                sizes(&runs),
+                [
+                    (vec![100, 100, 40], Some(100)),
+                    (vec![100], None),
+                    (vec![200], None),
+                    (vec![0], None),
+                    (vec![0], None),
+                ]
+            );
+            let big: Vec<Bytes> = (0..4).map(|_| d(30_000)).collect();
+            let runs = sender.runs(&big);
+            assert_eq!(
+                sizes(&runs),
+                [
+                    (vec![30_000, 30_000], Some(30_000)),
+                    (vec![30_000, 30_000], Some(30_000))
+                ]
+            );
+        } else {
+            assert!(runs
+                .iter()
+                .all(|(run, seg)| run.len() == 1 && seg.is_none()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_arrives_as_the_datagrams_it_was_made_of() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = BatchSender::new(&tx).unwrap();
+        let mut reader = BatchReader::new(&rx, 32).unwrap();
+        let sent: Vec<Bytes> = [500, 500, 500, 120, 7, 0, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Bytes::from(vec![i as u8; *n]))
+            .collect();
+        sender
+            .send(&tx, rx.local_addr().unwrap(), &sent)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let n = reader.recv(&rx).await.unwrap();
+            got.extend(reader.datagrams(n).map(|(_, d)| Bytes::copy_from_slice(d)));
+        }
+        assert_eq!(got, sent);
+    }
 }
