@@ -1,17 +1,33 @@
 //! Ports, curl, and a raw-socket HTTP/1.1 client for hand-crafted requests.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A currently free loopback port (bind 127.0.0.1:0, read, drop). Racy by nature, but the
-/// kernel hands out ephemeral ports round-robin so collisions between parallel tests are rare.
+/// A free loopback port (TCP and UDP) for a test to hand to a process.
+///
+/// Picked below the kernel's ephemeral range (32768–60999 by default): a port the kernel chose
+/// for `bind(0)` could be handed out again for any outgoing connection before the process that
+/// was meant to listen on it starts, which once failed a run ("Address already in use").
+/// Within one test binary a counter keeps parallel tests apart; the start depends on the pid,
+/// so two test binaries begin at different places.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    const BASE: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (BASE + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {BASE}..{}", BASE + SPAN);
 }
 
 /// Runs the system curl with `-sS --max-time 120` prepended (a later `-m` in `args` wins).

@@ -126,17 +126,7 @@ impl BatchSender {
     ) -> io::Result<()> {
         let mut contents = Vec::new();
         for (run, segment_size) in self.runs(datagrams) {
-            contents.clear();
-            for d in run {
-                contents.extend_from_slice(d);
-            }
-            let transmit = Transmit {
-                destination: to,
-                ecn: None,
-                contents: &contents,
-                segment_size,
-                src_ip: None,
-            };
+            let transmit = transmit(to, run, segment_size, &mut contents);
             socket
                 .async_io(Interest::WRITABLE, || {
                     self.state.try_send(socket.into(), &transmit)
@@ -155,22 +145,32 @@ impl BatchSender {
     ) -> io::Result<()> {
         let mut contents = Vec::new();
         for (run, segment_size) in self.runs(datagrams) {
-            contents.clear();
-            for d in run {
-                contents.extend_from_slice(d);
-            }
-            let transmit = Transmit {
-                destination: to,
-                ecn: None,
-                contents: &contents,
-                segment_size,
-                src_ip: None,
-            };
+            let transmit = transmit(to, run, segment_size, &mut contents);
             socket.try_io(Interest::WRITABLE, || {
                 self.state.try_send(socket.into(), &transmit)
             })?;
         }
         Ok(())
+    }
+}
+
+/// One run as a transmit, its datagrams laid end to end in `contents`.
+fn transmit<'a>(
+    to: SocketAddr,
+    run: &[Bytes],
+    segment_size: Option<usize>,
+    contents: &'a mut Vec<u8>,
+) -> Transmit<'a> {
+    contents.clear();
+    for d in run {
+        contents.extend_from_slice(d);
+    }
+    Transmit {
+        destination: to,
+        ecn: None,
+        contents,
+        segment_size,
+        src_ip: None,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::control::{ControlInterface, Readiness, Status};
 use crate::shutdown::{self, Shutdown};
 use egress::EgressInstance;
 use ingress::IngressInstance;
-use udp::{UdpEgressInstance, UdpIngressInstance};
+use udp::{UdpEgressInstance, UdpEntry, UdpIngressInstance};
 
 /// Runs the gateway until SIGINT/SIGTERM. `telemetry` (built before logging, which carries
 /// its trace layer) gets every entry's metrics and makes its final export last.
@@ -151,22 +151,15 @@ async fn bind_all(
     let mut ingresses = Vec::new();
     for ingress in &config.ingress {
         if ingress.mode.is_udp() {
-            let (entry, telemetry) = (ingress.clone(), telemetry.clone());
-            let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
             let name = format!("tng-udp-ingress-{}", ingress.id);
             udp_done.push(
-                dedicated::start(name, move |bound| async move {
-                    match UdpIngressInstance::bind(&entry, &telemetry).await {
-                        Ok(instance) => {
-                            drop(telemetry);
-                            let _ = bound.send(Ok(()));
-                            instance.serve(shutdown, readiness).await;
-                        }
-                        Err(err) => {
-                            let _ = bound.send(Err(err));
-                        }
-                    }
-                })
+                start_udp::<UdpIngressInstance>(
+                    name,
+                    ingress.clone(),
+                    telemetry,
+                    shutdown,
+                    readiness,
+                )
                 .await?,
             );
         } else {
@@ -176,22 +169,15 @@ async fn bind_all(
     let mut egresses = Vec::new();
     for egress in &config.egress {
         if egress.mode.is_udp() {
-            let (entry, telemetry) = (egress.clone(), telemetry.clone());
-            let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
             let name = format!("tng-udp-egress-{}", egress.id);
             udp_done.push(
-                dedicated::start(name, move |bound| async move {
-                    match UdpEgressInstance::bind(&entry, &telemetry).await {
-                        Ok(instance) => {
-                            drop(telemetry);
-                            let _ = bound.send(Ok(()));
-                            instance.serve(shutdown, readiness).await;
-                        }
-                        Err(err) => {
-                            let _ = bound.send(Err(err));
-                        }
-                    }
-                })
+                start_udp::<UdpEgressInstance>(
+                    name,
+                    egress.clone(),
+                    telemetry,
+                    shutdown,
+                    readiness,
+                )
                 .await?,
             );
         } else {
@@ -211,6 +197,31 @@ async fn bind_all(
         None => None,
     };
     Ok((ingresses, egresses, control))
+}
+
+/// Binds one UDP entry on its own thread and, once bound, serves it there until shutdown.
+async fn start_udp<E: UdpEntry>(
+    name: String,
+    entry: E::Config,
+    telemetry: &Arc<tng_telemetry::Telemetry>,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let (telemetry, shutdown, readiness) = (telemetry.clone(), shutdown.clone(), readiness.clone());
+    dedicated::start(name, move |bound| async move {
+        match E::bind(&entry, &telemetry).await {
+            Ok(instance) => {
+                // The final export waits for every handle to the telemetry.
+                drop(telemetry);
+                let _ = bound.send(Ok(()));
+                instance.serve(shutdown, readiness).await;
+            }
+            Err(err) => {
+                let _ = bound.send(Err(err));
+            }
+        }
+    })
+    .await
 }
 
 /// Refuses, before anything is bound, what the configuration may say but this build does not

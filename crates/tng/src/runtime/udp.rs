@@ -276,3 +276,51 @@ impl UdpEgressInstance {
         }
     }
 }
+
+/// What [`super::start_udp`] needs of a UDP entry to run it on its own thread.
+pub trait UdpEntry: Sized + 'static {
+    type Config: Send + 'static;
+    fn bind(
+        config: &Self::Config,
+        telemetry: &Telemetry,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self>>;
+    fn serve(
+        self,
+        shutdown: Shutdown,
+        readiness: Readiness,
+    ) -> impl std::future::Future<Output = ()>;
+}
+
+impl UdpEntry for UdpIngressInstance {
+    type Config = Ingress;
+    fn bind(
+        config: &Ingress,
+        telemetry: &Telemetry,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self>> {
+        UdpIngressInstance::bind(config, telemetry)
+    }
+    fn serve(
+        self,
+        shutdown: Shutdown,
+        readiness: Readiness,
+    ) -> impl std::future::Future<Output = ()> {
+        UdpIngressInstance::serve(self, shutdown, readiness)
+    }
+}
+
+impl UdpEntry for UdpEgressInstance {
+    type Config = Egress;
+    fn bind(
+        config: &Egress,
+        telemetry: &Telemetry,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self>> {
+        UdpEgressInstance::bind(config, telemetry)
+    }
+    fn serve(
+        self,
+        shutdown: Shutdown,
+        readiness: Readiness,
+    ) -> impl std::future::Future<Output = ()> {
+        UdpEgressInstance::serve(self, shutdown, readiness)
+    }
+}
