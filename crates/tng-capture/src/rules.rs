@@ -175,23 +175,57 @@ impl EgressRules {
     }
 
     pub fn render(&self) -> RuleSet {
-        let main = format!("TNG_EGRESS_{}", self.id);
-        let cgroup_chain = format!("TNG_EGRESS_{}_CGROUP", self.id);
+        let chains = [
+            format!("TNG_EGRESS_{}", self.id),
+            format!("TNG_EGRESS_{}_CGROUP", self.id),
+        ];
+        let restore = EgressLayout {
+            table: "nat",
+            chains: &chains,
+            proto: "tcp",
+            own_packets: format!("-p tcp -m mark --mark {}", self.so_mark),
+            capture_local_traffic: self.capture_local_traffic,
+            selection: &self.selection,
+            target: format!("REDIRECT --to-ports {}", self.listen_port),
+            hooks: &["PREROUTING", "OUTPUT"],
+        }
+        .render();
+        RuleSet {
+            table: "nat",
+            chains: chains.to_vec(),
+            restore,
+        }
+    }
+}
+
+/// The egress layout TCP and UDP share: one chain, plus one for `capture_cgroup`, that lets
+/// our own marked packets through and sends the captured destinations to `target`, entered
+/// from `hooks`.
+pub(crate) struct EgressLayout<'a> {
+    pub table: &'static str,
+    /// The main chain and the cgroup chain. Both are listed for removal even when the cgroup
+    /// chain is unused: a previous run with another configuration may have left it behind.
+    pub chains: &'a [String; 2],
+    pub proto: &'a str,
+    /// The match of the rule that returns packets carrying our `so_mark`.
+    pub own_packets: String,
+    pub capture_local_traffic: bool,
+    pub selection: &'a Selection,
+    pub target: String,
+    pub hooks: &'a [&'a str],
+}
+
+impl EgressLayout<'_> {
+    pub(crate) fn render(&self) -> String {
+        let [main, cgroup_chain] = self.chains;
         let uses_cgroups = !self.selection.cgroups.is_empty();
-        let capture_chain = if uses_cgroups { &cgroup_chain } else { &main };
-        let mut r = String::from("*nat\n");
-        // Both names are listed for removal even when the cgroup chain is unused: a previous
-        // run with another configuration may have left it behind.
-        let chains = vec![main.clone(), cgroup_chain.clone()];
+        let capture_chain = if uses_cgroups { cgroup_chain } else { main };
+        let mut r = format!("*{}\n", self.table);
         let _ = writeln!(r, ":{main} - [0:0]");
         if uses_cgroups {
             let _ = writeln!(r, ":{cgroup_chain} - [0:0]");
         }
-        let _ = writeln!(
-            r,
-            "-A {main} -p tcp -m mark --mark {} -j RETURN",
-            self.so_mark
-        );
+        let _ = writeln!(r, "-A {main} {} -j RETURN", self.own_packets);
         if uses_cgroups {
             for cg in &self.selection.cgroups {
                 let _ = writeln!(r, "-A {main} -m cgroup --path {cg} -j {cgroup_chain}");
@@ -201,29 +235,26 @@ impl EgressRules {
         for cg in &self.selection.excluded_cgroups {
             let _ = writeln!(r, "-A {capture_chain} -m cgroup --path {cg} -j RETURN");
         }
-        // Without capture_local_traffic, connections made on this host (e.g. a co-located
-        // nginx) keep going straight to the service.
+        // Without capture_local_traffic, traffic from this host (a co-located nginx, the
+        // service's replies to our backend sockets) keeps going straight to the service.
         let local = if self.capture_local_traffic {
             ""
         } else {
             " -m addrtype ! --src-type LOCAL"
         };
-        for m in self.selection.matchers_for("tcp") {
-            let (proto, rest) = m.split_at(6); // "-p tcp"
+        for m in self.selection.matchers_for(self.proto) {
+            let (proto, rest) = m.split_at(3 + self.proto.len()); // "-p tcp"
             let _ = writeln!(
                 r,
-                "-A {capture_chain} {proto}{local}{rest} -j REDIRECT --to-ports {}",
-                self.listen_port
+                "-A {capture_chain} {proto}{local}{rest} -j {}",
+                self.target
             );
         }
-        let _ = writeln!(r, "-I PREROUTING 1 -p tcp -j {main}");
-        let _ = writeln!(r, "-I OUTPUT 1 -p tcp -j {main}");
-        r.push_str("COMMIT\n");
-        RuleSet {
-            table: "nat",
-            chains,
-            restore: r,
+        for hook in self.hooks {
+            let _ = writeln!(r, "-I {hook} 1 -p {} -j {main}", self.proto);
         }
+        r.push_str("COMMIT\n");
+        r
     }
 }
 

@@ -7,9 +7,7 @@
 //! policy route (`ip rule` + `local default dev lo`) that [`UdpIngressRules::route_table`] /
 //! [`UdpEgressRules::route_table`] name.
 
-use std::fmt::Write as _;
-
-use crate::rules::{ingress_restore, RuleSet, Selection};
+use crate::rules::{ingress_restore, EgressLayout, RuleSet, Selection};
 
 pub struct UdpIngressRules {
     pub id: usize,
@@ -68,49 +66,29 @@ impl UdpEgressRules {
     }
 
     pub fn render(&self) -> RuleSet {
-        let main = format!("TNG_EGRESS_UDP_{}", self.id);
-        let cgroup_chain = format!("TNG_EGRESS_UDP_{}_CGROUP", self.id);
-        let uses_cgroups = !self.selection.cgroups.is_empty();
-        let capture_chain = if uses_cgroups { &cgroup_chain } else { &main };
-        let mark = self.fw_mark();
-        let mut r = String::from("*mangle\n");
-        // Both names are listed for removal: a previous run may have used the cgroup chain.
-        let chains = vec![main.clone(), cgroup_chain.clone()];
-        let _ = writeln!(r, ":{main} - [0:0]");
-        if uses_cgroups {
-            let _ = writeln!(r, ":{cgroup_chain} - [0:0]");
+        let chains = [
+            format!("TNG_EGRESS_UDP_{}", self.id),
+            format!("TNG_EGRESS_UDP_{}_CGROUP", self.id),
+        ];
+        let restore = EgressLayout {
+            table: "mangle",
+            chains: &chains,
+            proto: "udp",
+            own_packets: format!("-m mark --mark {}", self.so_mark),
+            capture_local_traffic: self.capture_local_traffic,
+            selection: &self.selection,
+            target: format!(
+                "TPROXY --on-port {} --on-ip 0.0.0.0 --tproxy-mark {}/0xffffff",
+                self.listen_port,
+                self.fw_mark()
+            ),
+            hooks: &["PREROUTING"],
         }
-        let _ = writeln!(r, "-A {main} -m mark --mark {} -j RETURN", self.so_mark);
-        if uses_cgroups {
-            for cg in &self.selection.cgroups {
-                let _ = writeln!(r, "-A {main} -m cgroup --path {cg} -j {cgroup_chain}");
-            }
-            let _ = writeln!(r, "-A {main} -j RETURN");
-        }
-        for cg in &self.selection.excluded_cgroups {
-            let _ = writeln!(r, "-A {capture_chain} -m cgroup --path {cg} -j RETURN");
-        }
-        // Without capture_local_traffic, datagrams sent on this host keep going straight to
-        // the service (and the service's replies to our backend sockets are never captured).
-        let local = if self.capture_local_traffic {
-            ""
-        } else {
-            " -m addrtype ! --src-type LOCAL"
-        };
-        for m in self.selection.matchers_for("udp") {
-            let (proto, rest) = m.split_at(6); // "-p udp"
-            let _ = writeln!(
-                r,
-                "-A {capture_chain} {proto}{local}{rest} -j TPROXY --on-port {} --on-ip 0.0.0.0 --tproxy-mark {mark}/0xffffff",
-                self.listen_port
-            );
-        }
-        let _ = writeln!(r, "-I PREROUTING 1 -p udp -j {main}");
-        r.push_str("COMMIT\n");
+        .render();
         RuleSet {
             table: "mangle",
-            chains,
-            restore: r,
+            chains: chains.to_vec(),
+            restore,
         }
     }
 }

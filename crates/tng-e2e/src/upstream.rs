@@ -35,8 +35,9 @@ pub fn upstream_bin(version: &str) -> Option<PathBuf> {
     None
 }
 
-/// Launches upstream `tng launch` with `config` and waits (20 s) for `port` to accept.
-pub fn launch_upstream(bin: &Path, name: &str, config: &Value, port: u16) -> Proc {
+/// Starts upstream `tng launch` with `config` (written to its own test directory, which is
+/// also its working directory), `RUST_LOG=info`, without waiting for anything.
+pub fn spawn_upstream(bin: &Path, name: &str, config: &Value) -> Proc {
     let dir = test_dir(name);
     let config_path = dir.join("config.json");
     std::fs::write(
@@ -44,13 +45,19 @@ pub fn launch_upstream(bin: &Path, name: &str, config: &Value, port: u16) -> Pro
         serde_json::to_vec_pretty(config).expect("json"),
     )
     .expect("write upstream config");
+    println!("[e2e] {name}: upstream config {}", config_path.display());
     let mut cmd = Command::new(bin);
     cmd.arg("launch")
         .arg("--config-file")
         .arg(&config_path)
         .env("RUST_LOG", "info")
         .current_dir(&dir);
-    let mut proc = Proc::spawn(name, cmd, &dir);
+    Proc::spawn(name, cmd, &dir)
+}
+
+/// Launches upstream `tng launch` with `config` and waits (20 s) for `port` to accept.
+pub fn launch_upstream(bin: &Path, name: &str, config: &Value, port: u16) -> Proc {
+    let mut proc = spawn_upstream(bin, name, config);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = proc.try_wait() {

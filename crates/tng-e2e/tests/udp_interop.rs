@@ -5,26 +5,17 @@
 //! (`tests/udp_netfilter.rs`).
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use tng_e2e::stack::Stack;
 use tng_e2e::udp::*;
-use tng_e2e::upstream::upstream_bin;
+use tng_e2e::upstream::{spawn_upstream, upstream_bin};
 use tng_e2e::*;
 
 fn upstream(name: &str, config: serde_json::Value) -> Option<Proc> {
     let bin = upstream_bin("2.12.0")?;
-    let dir = test_dir(name);
-    let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
-    let mut cmd = Command::new(bin);
-    cmd.arg("launch")
-        .arg("--config-file")
-        .arg(&path)
-        .env("RUST_LOG", "info");
-    let mut proc = Proc::spawn(name, cmd, &dir);
+    let mut proc = spawn_upstream(&bin, name, &config);
     proc.wait_for_line("All services are ready", Duration::from_secs(20));
     Some(proc)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tng_e2e::proc::tail;
-use tng_e2e::{pause, test_dir, Proc, Tng};
+use tng_e2e::{pause, Proc, Tng};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
@@ -23,6 +23,7 @@ impl Peer {
     }
 }
 
+use tng_e2e::upstream::spawn_upstream;
 pub use tng_e2e::upstream::upstream_bin;
 
 /// Whether every upstream binary among `peers` is present (see [`upstream_bin`]).
@@ -48,18 +49,7 @@ impl Node {
             Peer::Ours => Node::Ours(Tng::launch_named(name, config)),
             Peer::Upstream(version) => {
                 let bin = upstream_bin(version).expect("checked by available()");
-                let dir = test_dir(name);
-                let config_path = dir.join("config.json");
-                std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap())
-                    .expect("write upstream config");
-                let mut cmd = Command::new(bin);
-                cmd.arg("launch")
-                    .arg("--config-file")
-                    .arg(&config_path)
-                    .env("RUST_LOG", "info")
-                    .current_dir(&dir);
-                println!("[rats-tls] {name}: config {}", config_path.display());
-                let mut proc = Proc::spawn(name, cmd, &dir);
+                let mut proc = spawn_upstream(&bin, name, &config);
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while !listens.iter().all(|p| listening(*p)) {
                     if let Some(status) = proc.try_wait() {
