@@ -17,6 +17,7 @@
 # Environment: WRK_DURATION (default 10s), ROUNDS (default 3), BULK_SIZE (default 256M),
 # BULK_ROUNDS (default 2), PERF=0 to skip profiling, PATHS to measure a subset (e.g.
 # "ohttp rats-raw"), OURS_BIN=PATH to measure another binary as "ours" without building,
+# OURS_ENV="VAR=value ..." for environment given to our gateways only,
 # RESULTS=PATH to write the results elsewhere than bench/results.md, TELEMETRY=1 to add
 # rows of ours with metrics, tracing and the access log on (TELEMETRY=metrics: metrics only).
 set -euo pipefail
@@ -192,7 +193,10 @@ path_labels=()
 path_ports=()
 path_gateways=()
 launch_pair() {
-  local label="$1" binary="$2" transport="$3" extra="${4:-}" egress_port ingress_port
+  local label="$1" binary="$2" transport="$3" extra="${4:-}" egress_port ingress_port envs=()
+  # OURS_ENV (e.g. "TOKIO_WORKER_THREADS=1") reaches our processes only: upstream is a tokio
+  # program too and would read the same variables.
+  if [ "$binary" = "$ours" ] && [ -n "${OURS_ENV:-}" ]; then read -r -a envs <<<"$OURS_ENV"; fi
   egress_port="$(free_port)"
   ingress_port="$(free_port)"
   cat >"$work/$label-egress.json" <<JSON
@@ -202,9 +206,9 @@ JSON
 {${extra}"add_ingress":[{"mapping":{"in":{"host":"127.0.0.1","port":$ingress_port},"out":{"host":"127.0.0.1","port":$egress_port}},$(transport_json "$transport"),"no_ra":true}]}
 JSON
   # Same log level for both implementations (the product default), logs to a file.
-  start "$label-egress" env RUST_LOG=info "$binary" launch --config-file "$work/$label-egress.json"
+  start "$label-egress" env RUST_LOG=info "${envs[@]}" "$binary" launch --config-file "$work/$label-egress.json"
   wait_port "$egress_port" "$label-egress"
-  start "$label-ingress" env RUST_LOG=info "$binary" launch --config-file "$work/$label-ingress.json"
+  start "$label-ingress" env RUST_LOG=info "${envs[@]}" "$binary" launch --config-file "$work/$label-ingress.json"
   wait_port "$ingress_port" "$label-ingress"
   # Warm up: the first request fetches the key config / opens the pooled connection.
   curl -sS --fail -o /dev/null "http://127.0.0.1:$ingress_port/1k"

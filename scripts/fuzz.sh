@@ -26,7 +26,7 @@ sanitizer="${SANITIZER:-none}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-all_targets=(metadata chunked_request chunked_response bhttp key_config as_token aa_response config ratstls_cert)
+all_targets=(metadata chunked_request chunked_response bhttp key_config as_token aa_response config ratstls_cert connect_stream)
 read -r -a targets <<< "${TARGETS:-${all_targets[*]}}"
 
 if ! command -v cargo-fuzz > /dev/null 2>&1; then

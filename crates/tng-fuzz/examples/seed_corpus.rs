@@ -76,6 +76,7 @@ fn main() -> Result {
     aa_response_seeds(&mut out)?;
     config_seeds(&mut out, scenario.as_deref())?;
     ratstls_cert_seeds(&mut out, &token)?;
+    connect_stream_seeds(&mut out)?;
     println!(
         "wrote {} seed files under {}",
         out.count,
@@ -880,6 +881,29 @@ fn ratstls_cert_seeds(out: &mut Out, token: &str) -> Result {
             "cert-upstream-2.12.0",
             &[&[0u8][..], der.as_ref()].concat(),
         )?;
+    }
+    Ok(())
+}
+
+/// Both directions of real exchanges between our ingress and egress, each side's input whole
+/// and in small reads (flags: bit 0 = drive the ingress, bit 1 = service refuses).
+fn connect_stream_seeds(out: &mut Out) -> Result {
+    for session in tng_fuzz::connect_stream::recorded_sessions() {
+        let refuse = if session.refused { 2 } else { 0 };
+        for (mode, cut) in [(0, "whole"), (7, "7-byte-reads")] {
+            let name = format!("{}-to-egress-{cut}", session.name);
+            out.put(
+                "connect_stream",
+                &name,
+                &with_control(mode, 0, refuse, &session.to_egress),
+            )?;
+            let name = format!("{}-to-ingress-{cut}", session.name);
+            out.put(
+                "connect_stream",
+                &name,
+                &with_control(mode, 0, 1, &session.to_ingress),
+            )?;
+        }
     }
     Ok(())
 }

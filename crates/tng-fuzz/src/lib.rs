@@ -13,6 +13,7 @@ mod as_token;
 mod bhttp;
 mod chunked;
 mod config;
+pub mod connect_stream;
 pub mod fixtures;
 mod key_config;
 mod metadata;
@@ -24,6 +25,7 @@ pub use as_token::as_token;
 pub use bhttp::bhttp;
 pub use chunked::{chunked_request, chunked_response};
 pub use config::config;
+pub use connect_stream::connect_stream;
 pub use key_config::key_config;
 pub use metadata::metadata;
 pub use ratstls_cert::ratstls_cert;
@@ -32,7 +34,7 @@ pub use ratstls_cert::ratstls_cert;
 pub type Target = fn(&[u8]);
 
 /// Every target by the name of its `fuzz/fuzz_targets/<name>.rs` and corpus directory.
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("metadata", metadata),
     ("chunked_request", chunked_request),
     ("chunked_response", chunked_response),
@@ -42,4 +44,5 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("aa_response", aa_response),
     ("config", config),
     ("ratstls_cert", ratstls_cert),
+    ("connect_stream", connect_stream),
 ];

@@ -54,7 +54,8 @@ impl Splits {
         Splits::new(0, 0)
     }
 
-    fn next_len(&mut self, remaining: usize) -> usize {
+    /// The size of the next read when `remaining` bytes are left (at least 1).
+    pub fn next_len(&mut self, remaining: usize) -> usize {
         let len = match self.mode {
             0 => remaining,
             fixed @ 1..=32 => usize::from(fixed),

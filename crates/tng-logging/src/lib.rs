@@ -36,6 +36,7 @@
 
 mod args;
 mod error;
+mod fields;
 mod limit;
 mod line;
 mod open;
@@ -153,8 +154,13 @@ where
     let ansi =
         settings.file.is_none() && format == LogFormat::Text && std::io::stdout().is_terminal();
     let formatter: Box<dyn Layer<S> + Send + Sync> = match format {
+        LogFormat::Text if ansi => tracing_subscriber::fmt::layer()
+            .with_ansi(true)
+            .with_writer(Router(sink.clone()))
+            .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_ansi(ansi)
+            .with_ansi(false)
+            .fmt_fields(fields::PlainFields)
             .with_writer(Router(sink.clone()))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

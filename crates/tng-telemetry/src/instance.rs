@@ -18,6 +18,9 @@ pub(crate) struct Cells {
     /// The entry's index in `add_ingress` / `add_egress`, as upstream prints it.
     pub(crate) id: String,
     pub(crate) labels: InstanceLabels,
+    /// Spans go to a trace exporter: only then are results recorded onto them (for the text
+    /// log they would be formatted and never printed).
+    pub(crate) traced: bool,
     pub(crate) cx_total: AtomicU64,
     pub(crate) cx_active: AtomicI64,
     pub(crate) cx_failed: AtomicU64,
@@ -40,11 +43,17 @@ pub(crate) struct Cells {
 }
 
 impl Cells {
-    pub(crate) fn new(direction: Direction, id: usize, labels: InstanceLabels) -> Self {
+    pub(crate) fn new(
+        direction: Direction,
+        id: usize,
+        labels: InstanceLabels,
+        traced: bool,
+    ) -> Self {
         Cells {
             direction,
             id: id.to_string(),
             labels,
+            traced,
             cx_total: AtomicU64::new(0),
             cx_active: AtomicI64::new(0),
             cx_failed: AtomicU64::new(0),

@@ -9,7 +9,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tng_config::{MetricConfig, MetricExporter, TraceConfig};
 use tracing::Subscriber;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -92,7 +92,8 @@ impl Telemetry {
     }
 
     fn instance(&self, direction: Direction, id: usize, labels: InstanceLabels) -> InstanceMetrics {
-        let cells = Arc::new(Cells::new(direction, id, labels));
+        let traced = self.tracer_provider.is_some();
+        let cells = Arc::new(Cells::new(direction, id, labels, traced));
         self.registry.add(Arc::clone(&cells));
         InstanceMetrics { cells }
     }
@@ -128,7 +129,19 @@ impl Telemetry {
                 .with_tracer(provider.tracer(otlp::SCOPE))
                 .with_location(false)
                 .with_threads(false)
-                .with_filter(Targets::new().with_target(TRACED_TARGET_PREFIX, tracing::Level::INFO))
+                // Busy/idle times read the clock on every poll of every instrumented future,
+                // and nothing here needs the OpenTelemetry context attached while a span is
+                // entered (the parent comes from the tracing span tree, `traceparent` from
+                // the span itself).
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
+                .with_filter(
+                    Targets::new()
+                        .with_target(TRACED_TARGET_PREFIX, tracing::Level::INFO)
+                        // The access-log line repeats what its span's attributes already
+                        // hold; as a span event it would be recorded twice.
+                        .with_target(crate::ACCESS_LOG_TARGET, LevelFilter::OFF),
+                )
         })
     }
 

@@ -255,7 +255,7 @@ fn access_log_is_one_json_event_without_the_query_and_can_be_switched_off() {
             status: Some(200),
             bytes_in: 89,
             bytes_out: 210,
-            duration: Duration::from_micros(6660),
+            duration: Duration::from_nanos(6_660_400),
             upstream: "198.18.0.2:8080",
             outcome: Outcome::Ok,
             attested: true,
@@ -289,6 +289,7 @@ fn access_log_is_one_json_event_without_the_query_and_can_be_switched_off() {
     assert_eq!(f["status"], 200);
     assert_eq!(f["bytes_in"], 89);
     assert_eq!(f["bytes_out"], 210);
+    // Whole microseconds: 6,660.4 µs is 6.66, not 6.6604.
     assert_eq!(f["duration_ms"], 6.66);
     assert_eq!(f["upstream"], "198.18.0.2:8080");
     assert_eq!(f["outcome"], "ok");

@@ -2,8 +2,9 @@
 //! connection to the service. All streams of one TLS connection go to the same destination
 //! (the one this connection was captured for); `:authority` is not looked at.
 
+use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -15,7 +16,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tracing::{debug, warn};
 
-use crate::capture::direct_forward::Rewind;
 use crate::http::body::{boxed, Body};
 use tng_telemetry::{ConnGuard, Outcome};
 use tracing::{Instrument, Span};
@@ -23,7 +23,6 @@ use tracing::{Instrument, Span};
 /// Makes the counted unit of each `CONNECT` stream (its span and access-log line included).
 pub type NewUnit = Arc<dyn Fn() -> ConnGuard + Send + Sync>;
 
-use crate::http::server::ConnGuard as ListenerGuard;
 use crate::net::Metered;
 use crate::shutdown::Shutdown;
 use crate::transport::AppStream;
@@ -34,23 +33,52 @@ const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 const MAX_FRAME: u32 = 256 * 1024;
 
-/// The TLS stream the egress serves; concrete, so the connection future below is proven
-/// `Send` here rather than through generic bounds further up.
-pub type Tunnel = tokio_rustls::server::TlsStream<Rewind<Box<dyn AppStream>>>;
+/// How each `CONNECT` stream reaches the service: a socket to the destination this
+/// connection was captured for, in production. Displayed as that destination in logs.
+pub trait Dial: fmt::Display + Send + Sync + 'static {
+    type Stream: AppStream;
+    fn dial(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static;
+}
 
-pub fn serve(
-    tunnel: Tunnel,
-    upstream: SocketAddr,
-    so_mark: Option<u32>,
+/// The service over TCP, as every egress entry reaches it.
+pub struct ServiceDial {
+    pub target: Target,
+    pub so_mark: Option<u32>,
+}
+
+impl fmt::Display for ServiceDial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.target.fmt(f)
+    }
+}
+
+impl Dial for ServiceDial {
+    type Stream = tokio::net::TcpStream;
+    fn dial(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static {
+        crate::exit::connect(&self.target, self.so_mark)
+    }
+}
+
+/// Serves the ingress's streams on one HTTP/2 connection until it ends. `hold` (the
+/// listener's guard) is kept until then, so shutdown waits (bounded) for the streams. Generic
+/// over the connection's IO so the fuzz target can drive it with bytes an ingress could send;
+/// the returned future is boxed, so its `Send` is proven here, not in generic callers.
+pub fn serve<T, D>(
+    tunnel: T,
+    dial: D,
     limits: &tng_config::Limits,
-    guard: ListenerGuard,
+    hold: impl Send + 'static,
     mut shutdown: Shutdown,
     unit: NewUnit,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let target = Arc::new(Target::from(upstream));
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
+where
+    T: AppStream,
+    D: Dial,
+{
+    let dial = Arc::new(dial);
     let service = hyper::service::service_fn(move |req| {
-        let (target, unit) = (target.clone(), unit.clone());
-        async move { Ok::<_, std::convert::Infallible>(stream(req, target, so_mark, unit()).await) }
+        let (dial, unit) = (dial.clone(), unit.clone());
+        async move { Ok::<_, std::convert::Infallible>(stream(req, dial, unit()).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -61,8 +89,7 @@ pub fn serve(
         .max_frame_size(MAX_FRAME)
         .serve_connection(TokioIo::new(tunnel), service);
     Box::pin(async move {
-        // Held until the connection ends, so shutdown waits (bounded) for its streams.
-        let _guard = guard;
+        let _hold = hold;
         let mut conn = std::pin::pin!(conn);
         let result = tokio::select! {
             result = conn.as_mut() => result,
@@ -80,10 +107,9 @@ pub fn serve(
 
 /// One stream: `CONNECT` becomes a connection to the service, answered `200` once it is
 /// open (`502` if the service cannot be reached); any other method gets upstream's `400`.
-async fn stream(
+async fn stream<D: Dial>(
     req: Request<Incoming>,
-    target: Arc<Target>,
-    so_mark: Option<u32>,
+    dial: Arc<D>,
     mut unit: ConnGuard,
 ) -> Response<Body> {
     if req.method() != Method::CONNECT {
@@ -97,11 +123,11 @@ async fn stream(
         );
         return response;
     }
-    let service = match crate::exit::connect(&target, so_mark).await {
+    let service = match dial.dial().await {
         Ok(service) => service,
         Err(err) => {
             unit.failed_with(Outcome::UpstreamUnreachable);
-            warn!(%target, "cannot connect to the service: {err}");
+            warn!(target = %dial, "cannot connect to the service: {err}");
             let mut response = Response::new(boxed(Empty::new()));
             *response.status_mut() = StatusCode::BAD_GATEWAY;
             return response;
@@ -118,7 +144,7 @@ async fn stream(
         if let Err(err) =
             tokio::io::copy_bidirectional_with_sizes(&mut tunnel, &mut service, size, size).await
         {
-            debug!(%target, "stream ended: {err}");
+            debug!(target = %dial, "stream ended: {err}");
         }
     };
     tokio::spawn(relay.instrument(span));

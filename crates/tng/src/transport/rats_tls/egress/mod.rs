@@ -8,7 +8,7 @@
 //! [`raw`] or [`h2`] → `forward` to the service ([`crate::exit`]). Early data is never
 //! accepted: a 2.10+ upstream ingress offering 0-RTT falls back to a full handshake.
 
-mod h2;
+pub mod h2;
 mod raw;
 
 use std::net::SocketAddr;
@@ -102,10 +102,13 @@ impl RatsTlsEgress {
             Framing::H2 => {
                 let peer = guard.peer();
                 let this = self.clone();
+                let dial = h2::ServiceDial {
+                    target: upstream.into(),
+                    so_mark: self.so_mark,
+                };
                 h2::serve(
                     tls,
-                    upstream,
-                    self.so_mark,
+                    dial,
                     &self.limits,
                     guard,
                     self.shutdown.clone(),

@@ -4,6 +4,7 @@
 //! early data) before it has verified the egress.
 
 mod connect;
+pub mod h2;
 mod pool;
 
 use std::io;

@@ -13,17 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Empty;
-use hyper::client::conn::http2::SendRequest;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Notify;
 use tracing::{debug, info};
 
 use super::super::security::ClientSecurity;
 use super::connect::attested_connection;
+use super::h2;
 use crate::transport::{OpenError, Target};
 
 /// Streams per connection when the configuration sets no limit: below upstream egresses'
@@ -31,11 +27,6 @@ use crate::transport::{OpenError, Target};
 const DEFAULT_STREAMS_PER_CONNECTION: usize = 100;
 /// A pooled connection without streams for this long is closed (upstream's pool uses 90 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Flow-control windows we grant the egress: large enough for bulk transfers at loopback
-/// speed, small enough that a slow application bounds what is buffered for it.
-const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
-const MAX_FRAME: u32 = 256 * 1024;
 
 pub struct Pool {
     max_streams: usize,
@@ -54,7 +45,7 @@ struct Endpoint {
 }
 
 struct Connection {
-    send: SendRequest<Empty<Bytes>>,
+    send: h2::Sender,
     streams: AtomicUsize,
     closed: Arc<AtomicBool>,
     idle_since: Mutex<Instant>,
@@ -118,18 +109,18 @@ impl Pool {
         loop {
             attempts += 1;
             let slot = self.claim(&endpoint, security, target).await?;
-            let request = Request::builder()
-                .method(Method::CONNECT)
-                .uri(format!("https://{}/", super::super::H2_AUTHORITY))
-                .body(Empty::new())
-                .map_err(|e| OpenError::unreachable(e.to_string()))?;
             let mut send = slot.connection.send.clone();
-            let response = match send.send_request(request).await {
-                Ok(response) => response,
-                Err(err) if attempts == 1 && !err.is_user() => {
+            let upgraded = match h2::open_stream(&mut send).await {
+                Ok(upgraded) => upgraded,
+                Err(err) if attempts == 1 && err.connection_failed() => {
                     debug!(%target, "pooled connection failed a new stream ({err}); retrying");
                     slot.connection.closed.store(true, Ordering::Release);
                     continue;
+                }
+                Err(h2::StreamError::Refused(status)) => {
+                    return Err(OpenError::unreachable(format!(
+                        "the egress {target} answered CONNECT with {status}"
+                    )))
                 }
                 Err(err) => {
                     return Err(OpenError::unreachable(format!(
@@ -137,15 +128,6 @@ impl Pool {
                     )))
                 }
             };
-            if response.status() != StatusCode::OK {
-                return Err(OpenError::unreachable(format!(
-                    "the egress {target} answered CONNECT with {}",
-                    response.status()
-                )));
-            }
-            let upgraded = hyper::upgrade::on(response)
-                .await
-                .map_err(|e| OpenError::unreachable(format!("CONNECT stream to {target}: {e}")))?;
             return Ok((upgraded, slot));
         }
     }
@@ -206,12 +188,7 @@ impl Pool {
         target: &Target,
     ) -> Result<Arc<Connection>, OpenError> {
         let tls = attested_connection(security, target, self.so_mark).await?;
-        let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_frame_size(MAX_FRAME)
-            .handshake(TokioIo::new(tls))
+        let (send, conn) = h2::handshake(tls)
             .await
             .map_err(|e| OpenError::unreachable(format!("HTTP/2 with {target} failed: {e}")))?;
         let closed = Arc::new(AtomicBool::new(false));
