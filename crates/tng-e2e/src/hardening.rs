@@ -194,3 +194,40 @@ pub fn h2_server_settings(addr: &str) -> Vec<(u16, u32)> {
         })
         .collect()
 }
+
+/// The statuses of `paths`, requested as concurrent streams of one HTTP/2 (prior knowledge)
+/// connection to `addr`, after one request (`warm_up`) has completed on it, so the client
+/// knows the server's SETTINGS and never sends more streams than it allows (streams beyond the
+/// limit wait in the client for one to end).
+pub fn h2_concurrent_gets(addr: &str, warm_up: &str, paths: &[&str]) -> Vec<u16> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        let get = |path: &str| {
+            let mut send = send.clone();
+            let request = http::Request::get(format!("http://{addr}{path}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request");
+            async move {
+                let response = send.send_request(request).await.expect("response");
+                let status = response.status().as_u16();
+                let mut body = response.into_body();
+                while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+                    frame.expect("body");
+                }
+                status
+            }
+        };
+        assert_eq!(get(warm_up).await, 200, "warm-up request");
+        futures_util::future::join_all(paths.iter().map(|p| get(p))).await
+    })
+}

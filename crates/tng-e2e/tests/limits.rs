@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tng_e2e::hardening::{connect, exchange, h2_server_settings, stays_open, wait_closed};
+use tng_e2e::hardening::{
+    connect, exchange, h2_concurrent_gets, h2_server_settings, stays_open, wait_closed,
+};
 use tng_e2e::net::build_post;
 use tng_e2e::*;
 
@@ -387,6 +389,36 @@ fn h2_settings_carry_the_stream_and_header_limits() {
     );
     let r = curl_status(&["--http2-prior-knowledge", "-d", "h2", &t.url("/echo")]);
     assert_eq!((r.status, r.text()), (200, "h2".to_string()));
+}
+
+#[test]
+fn an_h2_stream_taking_the_last_slot_is_counted() {
+    let backend = Backend::start();
+    let t = tunnel(
+        backend.addr(),
+        json!({}),
+        limits(json!({"max_concurrent_streams": 2})),
+    );
+    let hits = || {
+        t.ingress.metric(
+            "tng_limit_hits_total",
+            &[("limit", "max_concurrent_streams")],
+        )
+    };
+    // One stream at a time never reaches the limit.
+    let statuses = h2_concurrent_gets(&t.ingress_addr(), "/slow?ms=10", &["/slow?ms=10"]);
+    assert_eq!(statuses, [200]);
+    assert_eq!(hits(), 0.0);
+    // Three streams, two allowed: the second takes the last slot; the third waits in the
+    // client until the short one ends and takes that slot while the long one still runs.
+    let statuses = h2_concurrent_gets(
+        &t.ingress_addr(),
+        "/slow?ms=10",
+        &["/slow?ms=1500", "/slow?ms=300", "/slow?ms=10"],
+    );
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(hits(), 2.0);
+    assert_still_serving(&t, "streams at the limit");
 }
 
 #[test]

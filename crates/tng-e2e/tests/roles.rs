@@ -70,6 +70,9 @@ fn run(roles: Roles, passport: bool) {
     );
     assert_eq!(response.text(), "attested payload");
 
+    // The log is written by its own thread: once the request's access-log line is there, so
+    // is everything logged before it (the attestation lines come before the request is sent).
+    ingress.wait_for_log("tng::access_log", Duration::from_secs(10));
     let ingress_log = ingress.log();
     assert_eq!(
         ingress_log.contains("server attestation verified"),

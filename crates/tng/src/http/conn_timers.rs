@@ -65,7 +65,14 @@ struct ConnState {
 }
 
 /// Decrements the in-flight count when dropped.
-pub(crate) struct InFlight(ConnTracker);
+pub(crate) struct InFlight(ConnTracker, usize);
+
+impl InFlight {
+    /// Requests in flight on the connection when this one started, itself included.
+    pub(crate) fn concurrent(&self) -> usize {
+        self.1
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -102,12 +109,13 @@ impl ConnTracker {
     }
 
     pub(crate) fn request_started(&self) -> InFlight {
-        self.update(|s| {
+        let concurrent = self.update(|s| {
             s.in_flight += 1;
             s.served += 1;
             s.head_started = None;
+            s.in_flight
         });
-        InFlight(self.clone())
+        InFlight(self.clone(), concurrent)
     }
 
     /// The connection now carries a tunnel (CONNECT): stop the request timers.

@@ -201,6 +201,16 @@ where
     let handler = Arc::new(handler);
     hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let in_flight = tracker.request_started();
+        // HTTP/2 refuses streams beyond the advertised limit itself (`REFUSED_STREAM`, which
+        // hyper does not surface); what is seen here is a stream taking the connection's last
+        // slot, after which the client has to wait for one to end.
+        if req.version() == http::Version::HTTP_2
+            && in_flight.concurrent() >= limits.max_concurrent_streams as usize
+        {
+            if let Some(metrics) = &metrics {
+                metrics.limit_hit(tng_telemetry::Limit::MaxConcurrentStreams);
+            }
+        }
         req.extensions_mut().insert(tracker.clone());
         let body_timed_out = Arc::new(AtomicBool::new(false));
         let body_limit = limits.body_read_timeout;

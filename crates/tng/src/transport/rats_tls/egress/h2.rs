@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -76,9 +77,18 @@ where
     D: Dial,
 {
     let dial = Arc::new(dial);
+    let open = Arc::new(AtomicUsize::new(0));
+    let limit = limits.max_concurrent_streams as usize;
     let service = hyper::service::service_fn(move |req| {
-        let (dial, unit) = (dial.clone(), unit.clone());
-        async move { Ok::<_, std::convert::Infallible>(stream(req, dial, unit()).await) }
+        let (dial, unit) = (dial.clone(), unit());
+        let slot = Slot::take(&open);
+        // h2 refuses streams beyond the advertised limit itself (`REFUSED_STREAM`, invisible
+        // here); what is seen is a stream taking the connection's last slot.
+        if slot.concurrent >= limit {
+            unit.metrics()
+                .limit_hit(tng_telemetry::Limit::MaxConcurrentStreams);
+        }
+        async move { Ok::<_, std::convert::Infallible>(stream(req, dial, unit, slot).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -111,6 +121,7 @@ async fn stream<D: Dial>(
     req: Request<Incoming>,
     dial: Arc<D>,
     mut unit: ConnGuard,
+    slot: Slot,
 ) -> Response<Body> {
     if req.method() != Method::CONNECT {
         let mut response = Response::new(boxed(Full::new(Bytes::from_static(
@@ -135,6 +146,8 @@ async fn stream<D: Dial>(
     };
     let span = unit.span().cloned().unwrap_or_else(Span::current);
     let relay = async move {
+        // The stream holds its slot until the relay ends.
+        let _slot = slot;
         let mut tunnel = match hyper::upgrade::on(req).await {
             Ok(upgraded) => Metered::new(TokioIo::new(upgraded), unit),
             Err(err) => return debug!("CONNECT stream not upgraded: {err}"),
@@ -149,4 +162,108 @@ async fn stream<D: Dial>(
     };
     tokio::spawn(relay.instrument(span));
     Response::new(boxed(Empty::new()))
+}
+
+/// One open stream of a connection, counted until dropped.
+struct Slot {
+    open: Arc<AtomicUsize>,
+    /// Streams open when this one started, itself included.
+    concurrent: usize,
+}
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>) -> Slot {
+        Slot {
+            concurrent: open.fetch_add(1, Ordering::AcqRel) + 1,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tng_telemetry::{Endpoints, InstanceLabels, Telemetry, Transport};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::transport::rats_tls::ingress::h2 as ingress;
+
+    /// A service that holds each stream open until the client closes it.
+    struct Hold;
+
+    impl fmt::Display for Hold {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("held service")
+        }
+    }
+
+    impl Dial for Hold {
+        type Stream = tokio::io::DuplexStream;
+        fn dial(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static {
+            let (ours, mut service) = tokio::io::duplex(1024);
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = service.read_to_end(&mut sink).await;
+            });
+            std::future::ready(Ok(ours))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_taking_the_last_slot_counts_as_a_limit_hit() {
+        let telemetry = Telemetry::new(&Default::default(), &Default::default(), "test").unwrap();
+        let metrics = telemetry.egress(
+            0,
+            InstanceLabels {
+                mode: "mapping".into(),
+                transport: Transport::RatsTls,
+                endpoints: Endpoints::ListenPort(1),
+            },
+        );
+        let limits = tng_config::Limits {
+            max_concurrent_streams: 2,
+            ..Default::default()
+        };
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let unit: NewUnit = Arc::new(move || metrics.stream(&"test", "held".into(), false));
+        tokio::spawn(serve(server, Hold, &limits, (), shutdown, unit));
+        let (mut send, conn) = ingress::handshake(client).await.unwrap();
+        tokio::spawn(conn);
+        let hits = || {
+            telemetry
+                .prometheus_text()
+                .lines()
+                .find(|l| {
+                    l.starts_with("tng_limit_hits_total{")
+                        && l.contains("limit=\"max_concurrent_streams\"")
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        let first = ingress::open_stream(&mut send).await.unwrap();
+        assert_eq!(hits().as_deref(), Some("0"));
+        let second = ingress::open_stream(&mut send).await.unwrap();
+        assert_eq!(
+            hits().as_deref(),
+            Some("1"),
+            "the second stream took the last slot"
+        );
+        // A stream that ends frees its slot: the next one is again the second of two.
+        let mut first = hyper_util::rt::TokioIo::new(first);
+        first.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        first.read_to_end(&mut rest).await.unwrap();
+        drop(first);
+        // The relay returns right after its last write; let its task finish.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let third = ingress::open_stream(&mut send).await.unwrap();
+        assert_eq!(hits().as_deref(), Some("2"));
+        drop((second, third));
+    }
 }
