@@ -223,6 +223,12 @@ fn otlp_exports_every_series_and_one_trace_per_request(grpc: bool) {
         *found[0]
     };
     let (ingress, egress) = (side("ingress"), side("egress"));
+    // The egress's outer HTTP request is log context only, not a trace of its own.
+    let outer: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "request" && s.attr("transport").is_none())
+        .collect();
+    assert!(outer.is_empty(), "outer request spans exported: {outer:?}");
     assert_eq!(
         egress.span.trace_id, ingress.span.trace_id,
         "one trace across both gateways"

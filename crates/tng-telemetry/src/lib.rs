@@ -51,4 +51,4 @@ pub use labels::{
 pub use prometheus::PROMETHEUS_CONTENT_TYPE;
 pub use push::STDOUT_METRICS_TARGET;
 pub use telemetry::Telemetry;
-pub use trace::{extract, inject, set_parent_from, TRACEPARENT};
+pub use trace::{extract, inject, set_parent_from, LOG_CONTEXT_TARGET, TRACEPARENT};

@@ -140,7 +140,8 @@ impl Telemetry {
                         .with_target(TRACED_TARGET_PREFIX, tracing::Level::INFO)
                         // The access-log line repeats what its span's attributes already
                         // hold; as a span event it would be recorded twice.
-                        .with_target(crate::ACCESS_LOG_TARGET, LevelFilter::OFF),
+                        .with_target(crate::ACCESS_LOG_TARGET, LevelFilter::OFF)
+                        .with_target(crate::LOG_CONTEXT_TARGET, LevelFilter::OFF),
                 )
         })
     }

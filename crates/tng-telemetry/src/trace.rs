@@ -19,6 +19,11 @@ pub const TRACEPARENT: &str = "traceparent";
 /// own requests.
 pub(crate) const TRACED_TARGET_PREFIX: &str = "tng";
 
+/// Spans under this target give log lines their context and are never exported as traces:
+/// the egress's outer HTTP request, whose sealed inner request already has the span an
+/// operator traces (as its own root it would start a one-span trace per request).
+pub const LOG_CONTEXT_TARGET: &str = "tng::log_context";
+
 impl InstanceMetrics {
     /// The span of one counted connection (`serve`, as upstream), to instrument its task with.
     /// [`crate::AccessRecord::emit`] fills in `bytes_*`, `outcome` and the status.

@@ -22,7 +22,12 @@ pub async fn route(
     source: Option<std::net::IpAddr>,
     req: Request<RequestBody>,
 ) -> Response<Body> {
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!(
+        target: tng_telemetry::LOG_CONTEXT_TARGET,
+        "request",
+        method = %req.method(),
+        path = %req.uri().path()
+    );
     async move {
         let origin = req.headers().get(header::ORIGIN).cloned();
         if CorsPolicy::is_preflight(&req) {
