@@ -14,8 +14,10 @@ pub fn nginx(dir: &Path, servers: &str, port: u16) -> Proc {
         std::fs::create_dir_all(dir.join(sub)).expect("nginx dirs");
     }
     let d = dir.display();
+    // One process (no master): `Proc`'s drop kills it with SIGKILL, which would leave a
+    // master's workers running, holding the port, after the test.
     let conf = format!(
-        "worker_processes 1;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 64; }}\n\
+        "master_process off;\nworker_processes 1;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 64; }}\n\
          http {{\n  access_log {d}/logs/access.log;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
            fastcgi_temp_path {d}/tmp/fcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
            proxy_http_version 1.1;\n  proxy_request_buffering off;\n  proxy_buffering off;\n\

@@ -270,7 +270,9 @@ impl Nginx {
             })
             .collect();
         format!(
-            "worker_processes 1;\n\
+            // One process (no master): `Proc`'s SIGKILL would orphan a master's worker.
+            "master_process off;\n\
+             worker_processes 1;\n\
              daemon off;\n\
              user root;\n\
              pid {r}/nginx.pid;\n\

@@ -424,7 +424,9 @@ impl Nginx {
             )
         };
         let conf = format!(
-            "{load_stream}worker_processes 1;\n\
+            // One process (no master): `Proc`'s SIGKILL would orphan a master's worker.
+            "{load_stream}master_process off;\n\
+             worker_processes 1;\n\
              daemon off;\n\
              user root;\n\
              pid {r}/nginx.pid;\n\
