@@ -45,12 +45,14 @@ pub fn connect_stream(data: &[u8]) {
     });
 }
 
-async fn serve_egress(peer: Peer, refuse: bool) {
+/// Our egress serving one connection over `io`, its service an echo (or refusing).
+async fn serve_egress<T: tng::transport::AppStream>(io: T, refuse: bool) {
+    // Held while serving: a dropped trigger reads as "shutting down".
     let (_trigger, shutdown) = tng::shutdown::channel();
     let metrics = metrics().clone();
     let unit = Arc::new(move || metrics.stream(&"fuzz", "service".to_string(), false));
     let limits = tng_config::Limits::default();
-    egress::serve(peer, EchoService { refuse }, &limits, (), shutdown, unit).await;
+    egress::serve(io, EchoService { refuse }, &limits, (), shutdown, unit).await;
 }
 
 async fn open_from_ingress(peer: Peer) {
@@ -222,18 +224,7 @@ async fn record(script: Script, refused: bool) -> (Vec<u8>, Vec<u8>) {
     let (ingress_end, egress_end) = tokio::io::duplex(1 << 20);
     let (ingress_end, to_ingress) = Tap::new(ingress_end);
     let (egress_end, to_egress) = Tap::new(egress_end);
-    let (_trigger, shutdown) = tng::shutdown::channel();
-    let metrics = metrics().clone();
-    let unit = Arc::new(move || metrics.stream(&"seed", "service".to_string(), false));
-    let limits = tng_config::Limits::default();
-    let server = tokio::spawn(egress::serve(
-        egress_end,
-        EchoService { refuse: refused },
-        &limits,
-        (),
-        shutdown,
-        unit,
-    ));
+    let server = tokio::spawn(serve_egress(egress_end, refused));
     let (mut send, connection) = ingress::handshake(ingress_end).await.expect("handshake");
     let driver = tokio::spawn(connection);
     match script {
@@ -262,19 +253,22 @@ async fn record(script: Script, refused: bool) -> (Vec<u8>, Vec<u8>) {
     drop(send);
     let _ = driver.await;
     let _ = server.await;
-    let take = |log: Arc<std::sync::Mutex<Vec<u8>>>| std::mem::take(&mut *log.lock().unwrap());
+    let take = |log: Recording| std::mem::take(&mut *log.lock().unwrap());
     (take(to_egress), take(to_ingress))
 }
+
+/// Everything one side of a recorded session read.
+type Recording = Arc<std::sync::Mutex<Vec<u8>>>;
 
 /// Passes IO through and keeps a copy of everything read.
 struct Tap<T> {
     inner: T,
-    read: Arc<std::sync::Mutex<Vec<u8>>>,
+    read: Recording,
 }
 
 impl<T> Tap<T> {
-    fn new(inner: T) -> (Tap<T>, Arc<std::sync::Mutex<Vec<u8>>>) {
-        let read = Arc::<std::sync::Mutex<Vec<u8>>>::default();
+    fn new(inner: T) -> (Tap<T>, Recording) {
+        let read = Recording::default();
         (
             Tap {
                 inner,
