@@ -7,6 +7,7 @@ use std::time::Duration;
 use tracing::Span;
 
 use crate::instance::InstanceMetrics;
+use crate::spans::{Status, Value};
 use crate::trace::strip_query;
 
 /// The `tracing` target of access-log events.
@@ -75,14 +76,19 @@ impl AccessRecord<'_> {
         let duration_ms = self.duration.as_micros() as f64 / 1000.0;
         let failed = self.outcome != Outcome::Ok || self.status.is_some_and(|s| s >= 500);
         if c.traced {
-            span.record("bytes_tx", self.bytes_out);
-            span.record("bytes_rx", self.bytes_in);
-            span.record("outcome", self.outcome.as_str());
-            span.record("attested", self.attested);
-            if let Some(status) = self.status {
-                span.record("http.response.status_code", status);
-            }
-            span.record("otel.status_code", if failed { "error" } else { "ok" });
+            // Straight into the span's record: through `Span::record` each result would also
+            // be formatted by the log layer, for lines that never print it.
+            crate::spans::with_record(span, |record| {
+                record.set_int("bytes_tx", self.bytes_out);
+                record.set_int("bytes_rx", self.bytes_in);
+                let outcome = record.text(self.outcome.as_str());
+                record.set("outcome", outcome);
+                record.set("attested", Value::Bool(self.attested));
+                if let Some(status) = self.status {
+                    record.set("http.response.status_code", Value::Int(i64::from(status)));
+                }
+                record.status = if failed { Status::Error } else { Status::Ok };
+            });
         }
         macro_rules! event {
             ($level:expr, $($message:tt)+) => {

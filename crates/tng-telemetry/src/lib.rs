@@ -39,6 +39,7 @@ mod otlp;
 mod prometheus;
 mod push;
 mod registry;
+mod spans;
 mod telemetry;
 mod trace;
 
@@ -51,4 +52,4 @@ pub use labels::{
 pub use prometheus::PROMETHEUS_CONTENT_TYPE;
 pub use push::STDOUT_METRICS_TARGET;
 pub use telemetry::Telemetry;
-pub use trace::{extract, inject, set_parent_from, LOG_CONTEXT_TARGET, TRACEPARENT};
+pub use trace::{extract, inject, set_parent_from, RemoteParent, LOG_CONTEXT_TARGET, TRACEPARENT};

@@ -1,5 +1,5 @@
 //! OTLP export through the OpenTelemetry SDK: upstream's six instruments as observable
-//! instruments reading the shared atomics, and the tracer provider behind the tracing layer.
+//! instruments reading the shared atomics. Spans have their own exporter (`crate::spans`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +13,8 @@ use opentelemetry_otlp::{
     Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tng_config::{OtlpExporter, OtlpProtocol, TraceConfig, TraceExporter};
+use tng_config::{OtlpExporter, OtlpProtocol};
 
 use crate::error::TelemetryError;
 use crate::instance::Cells;
@@ -23,7 +22,7 @@ use crate::push::interval;
 use crate::registry::{Registry, UPSTREAM_INSTRUMENTS};
 
 /// The SDK's default would be 10 s; upstream uses 5 s.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Instrumentation scope of every metric and span, as upstream.
 pub(crate) const SCOPE: &str = "tng";
@@ -35,13 +34,13 @@ pub(crate) fn resource(version: &str) -> Resource {
         .build()
 }
 
-fn is_https(endpoint: &str) -> bool {
+pub(crate) fn is_https(endpoint: &str) -> bool {
     endpoint
         .get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
-fn header_map(config: &OtlpExporter) -> Result<http::HeaderMap, TelemetryError> {
+pub(crate) fn header_map(config: &OtlpExporter) -> Result<http::HeaderMap, TelemetryError> {
     let mut map = http::HeaderMap::new();
     for (name, value) in &config.headers {
         let name = http::HeaderName::from_bytes(name.as_bytes())
@@ -103,42 +102,6 @@ fn metric_exporter(
         TelemetryError::new(
             format!(
                 "cannot create the OTLP metric exporter for {}",
-                config.endpoint
-            ),
-            e,
-        )
-    })
-}
-
-fn span_exporter(
-    config: &OtlpExporter,
-) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
-    check_http(config)?;
-    let built = match config.protocol {
-        OtlpProtocol::Grpc => {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&config.endpoint)
-                .with_timeout(EXPORT_TIMEOUT)
-                .with_compression(Compression::Gzip)
-                .with_metadata(MetadataMap::from_headers(header_map(config)?));
-            if let Some(tls) = tls(&config.endpoint) {
-                builder = builder.with_tls_config(tls);
-            }
-            builder.build()
-        }
-        protocol => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(&config.endpoint)
-            .with_protocol(http_protocol(protocol))
-            .with_timeout(EXPORT_TIMEOUT)
-            .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>())
-            .build(),
-    };
-    built.map_err(|e| {
-        TelemetryError::new(
-            format!(
-                "cannot create the OTLP span exporter for {}",
                 config.endpoint
             ),
             e,
@@ -222,26 +185,4 @@ fn register_instruments(meter: &Meter, registry: &Arc<Registry>) {
             observer.observe(u64::from(live), &[]);
         })
         .build();
-}
-
-/// `None` when no trace exporter is configured.
-pub(crate) fn tracer_provider(
-    config: &TraceConfig,
-    version: &str,
-) -> Result<Option<SdkTracerProvider>, TelemetryError> {
-    if config.exporters.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = SdkTracerProvider::builder().with_resource(resource(version));
-    for exporter in &config.exporters {
-        builder = match exporter {
-            // Upstream prints each span synchronously as it ends; batched, a slow stdout
-            // never holds up the request whose span ended.
-            TraceExporter::Stdout => {
-                builder.with_batch_exporter(opentelemetry_stdout::SpanExporter::default())
-            }
-            TraceExporter::Otlp(otlp) => builder.with_batch_exporter(span_exporter(otlp)?),
-        };
-    }
-    Ok(Some(builder.build()))
 }

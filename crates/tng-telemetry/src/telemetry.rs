@@ -4,9 +4,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tng_config::{MetricConfig, MetricExporter, TraceConfig};
 use tracing::Subscriber;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -18,6 +16,7 @@ use crate::instance::{Cells, InstanceMetrics};
 use crate::labels::{Direction, InstanceLabels};
 use crate::push::{interval, Falcon, PushTask, Sink};
 use crate::registry::Registry;
+use crate::spans::{Origin, Queue, SpanExporter, SpanLayer};
 use crate::trace::TRACED_TARGET_PREFIX;
 use crate::{otlp, prometheus};
 
@@ -26,7 +25,7 @@ pub struct Telemetry {
     registry: Arc<Registry>,
     push: Option<PushTask>,
     meter_provider: Option<SdkMeterProvider>,
-    tracer_provider: Option<SdkTracerProvider>,
+    pub(crate) spans: Option<(SpanExporter, Queue)>,
 }
 
 impl Telemetry {
@@ -62,12 +61,23 @@ impl Telemetry {
                 }
             }
         }
-        let tracer_provider = otlp::tracer_provider(trace, version)?;
+        let spans = if trace.exporters.is_empty() {
+            None
+        } else {
+            let origin = Origin {
+                resource: vec![
+                    ("service.name", "tng".to_owned()),
+                    ("service.version", version.to_owned()),
+                ],
+                scope: otlp::SCOPE,
+            };
+            Some(SpanExporter::spawn(&trace.exporters, origin)?)
+        };
         Ok(Telemetry {
             registry,
             push,
             meter_provider,
-            tracer_provider,
+            spans,
         })
     }
 
@@ -77,7 +87,7 @@ impl Telemetry {
             registry: Arc::new(Registry::default()),
             push: None,
             meter_provider: None,
-            tracer_provider: None,
+            spans: None,
         }
     }
 
@@ -92,7 +102,7 @@ impl Telemetry {
     }
 
     fn instance(&self, direction: Direction, id: usize, labels: InstanceLabels) -> InstanceMetrics {
-        let traced = self.tracer_provider.is_some();
+        let traced = self.spans.is_some();
         let cells = Arc::new(Cells::new(direction, id, labels, traced));
         self.registry.add(Arc::clone(&cells));
         InstanceMetrics { cells }
@@ -118,31 +128,24 @@ impl Telemetry {
         }
     }
 
-    /// The layer that turns the gateway's spans into OpenTelemetry spans; a no-op when `trace`
+    /// The layer that records the gateway's spans for the trace exporters; a no-op when `trace`
     /// has no exporter. Only targets starting with `tng` are recorded.
     pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        self.tracer_provider.as_ref().map(|provider| {
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(otlp::SCOPE))
-                .with_location(false)
-                .with_threads(false)
-                // Busy/idle times read the clock on every poll of every instrumented future,
-                // and nothing here needs the OpenTelemetry context attached while a span is
-                // entered (the parent comes from the tracing span tree, `traceparent` from
-                // the span itself).
-                .with_tracked_inactivity(false)
-                .with_context_activation(false)
-                .with_filter(
-                    Targets::new()
-                        .with_target(TRACED_TARGET_PREFIX, tracing::Level::INFO)
-                        // The access-log line repeats what its span's attributes already
-                        // hold; as a span event it would be recorded twice.
-                        .with_target(crate::ACCESS_LOG_TARGET, LevelFilter::OFF)
-                        .with_target(crate::LOG_CONTEXT_TARGET, LevelFilter::OFF),
-                )
+        self.spans.as_ref().map(|(_, queue)| {
+            SpanLayer {
+                queue: queue.clone(),
+            }
+            .with_filter(
+                Targets::new()
+                    .with_target(TRACED_TARGET_PREFIX, tracing::Level::INFO)
+                    // The access-log line repeats what its span's attributes already hold; as
+                    // a span event it would be recorded twice.
+                    .with_target(crate::ACCESS_LOG_TARGET, LevelFilter::OFF)
+                    .with_target(crate::LOG_CONTEXT_TARGET, LevelFilter::OFF),
+            )
         })
     }
 
@@ -152,19 +155,16 @@ impl Telemetry {
         if let Some(push) = self.push {
             push.shutdown().await;
         }
-        let meter = self.meter_provider;
-        let tracer = self.tracer_provider;
-        // The SDK's shutdown blocks on its exporter threads.
+        if let Some((exporter, _)) = self.spans {
+            exporter.shutdown().await;
+        }
+        let Some(meter) = self.meter_provider else {
+            return;
+        };
+        // The SDK's shutdown blocks on its exporter thread.
         let joined = tokio::task::spawn_blocking(move || {
-            if let Some(provider) = meter {
-                if let Err(e) = provider.shutdown() {
-                    tracing::error!(error = %e, "final OTLP metric export failed");
-                }
-            }
-            if let Some(provider) = tracer {
-                if let Err(e) = provider.shutdown() {
-                    tracing::error!(error = %e, "flushing spans failed");
-                }
+            if let Err(e) = meter.shutdown() {
+                tracing::error!(error = %e, "final OTLP metric export failed");
             }
         })
         .await;

@@ -1,15 +1,12 @@
-//! Spans per connection and per request, bridged to OpenTelemetry, and W3C trace context carried
+//! Spans per connection and per request, exported by `crate::spans`, and W3C trace context carried
 //! from the ingress to the egress inside the encrypted request.
 
 use http::{HeaderMap, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::field::Empty;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::instance::InstanceMetrics;
+use crate::spans::{format_traceparent, parse_traceparent, with_record, Parent};
 
 /// The header carrying the trace context (W3C Trace Context).
 pub const TRACEPARENT: &str = "traceparent";
@@ -75,28 +72,24 @@ pub(crate) fn strip_query(target: &str) -> &str {
     target.get(..end).unwrap_or(target)
 }
 
-struct HeaderInjector<'a>(&'a mut HeaderMap);
+/// A trace context received in a `traceparent` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteParent(Parent);
 
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+impl RemoteParent {
+    /// The trace id in lower hex.
+    pub fn trace_id(&self) -> String {
+        crate::spans::hex(&self.0.trace_id)
     }
 
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
+    /// The parent span's id in lower hex.
+    pub fn span_id(&self) -> String {
+        crate::spans::hex(&self.0.span_id)
+    }
+
+    /// Whether the caller records this trace.
+    pub fn sampled(&self) -> bool {
+        self.0.sampled
     }
 }
 
@@ -104,26 +97,23 @@ impl Extractor for HeaderExtractor<'_> {
 /// ingress sends. `None` when the span is not recorded (no trace exporter, or filtered out), so
 /// untraced requests carry nothing.
 pub fn inject(span: &Span) -> Option<HeaderValue> {
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut headers = HeaderMap::new();
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut headers));
-    headers.remove(TRACEPARENT)
+    let parent = with_record(span, |record| record.as_parent())?;
+    HeaderValue::from_str(&format_traceparent(&parent)).ok()
 }
 
 /// The remote parent carried by `headers`, if they hold a valid `traceparent`.
-pub fn extract(headers: &HeaderMap) -> Option<opentelemetry::Context> {
-    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    cx.span().span_context().is_valid().then_some(cx)
+pub fn extract(headers: &HeaderMap) -> Option<RemoteParent> {
+    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
+    parse_traceparent(value).map(RemoteParent)
 }
 
 /// Makes `span` a child of the trace context in `headers` (the egress side of [`inject`]). Must
-/// run before the span is entered. Returns whether a parent was set.
+/// run before the span has children. Returns whether a parent was set.
 pub fn set_parent_from(span: &Span, headers: &HeaderMap) -> bool {
     match extract(headers) {
-        Some(cx) => span.set_parent(cx).is_ok(),
+        Some(RemoteParent(parent)) => {
+            with_record(span, |record| record.set_remote_parent(parent)).is_some()
+        }
         None => false,
     }
 }
@@ -150,15 +140,10 @@ mod tests {
             TRACEPARENT,
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
-        let cx = extract(&headers).expect("valid traceparent");
-        let span = cx.span();
-        let sc = span.span_context();
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
-        assert!(sc.is_remote() && sc.is_sampled());
+        let parent = extract(&headers).expect("valid traceparent");
+        assert_eq!(parent.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parent.span_id(), "00f067aa0ba902b7");
+        assert!(parent.sampled());
     }
 
     #[test]
