@@ -172,8 +172,11 @@ where
     };
     let filter =
         EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let layer = filter
-        .and_then(formatter.with_filter(limiter.clone().map(RateLimitFilter)))
+    // `RUST_LOG` filters this layer only: as a global filter it would also hide the INFO
+    // spans the trace exporter records, so quieting the log would silently stop traces.
+    let layer = formatter
+        .with_filter(limiter.clone().map(RateLimitFilter))
+        .with_filter(filter)
         .boxed();
     Ok(Logging {
         layer,
