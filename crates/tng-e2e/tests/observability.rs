@@ -350,3 +350,52 @@ fn each_rats_tls_connection_gets_one_access_log_line_per_side() {
     let count = lone.log().matches("tng::access_log:").count();
     assert_eq!(count, 1, "{}", lone.log_tail(20));
 }
+
+/// The `stdout` trace exporter prints each span as one OTLP/JSON line on the process's stdout
+/// (not into the log pipeline), and what is still queued at shutdown is printed before exit.
+#[test]
+fn stdout_traces_print_one_json_span_per_line_and_flush_at_shutdown() {
+    let backend = Backend::start();
+    let (mut tng, [in0, ..]) = four_entries(
+        &backend,
+        json!({}),
+        json!({"exporters": [{"type": "stdout"}]}),
+    );
+    let r = curl_status(&[&format!("http://127.0.0.1:{in0}/echo"), "-d", "x"]);
+    assert_eq!(r.status, 200);
+    assert!(tng.proc.terminate().success());
+    let out = tng.proc.log();
+    let spans: Vec<Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let attr = |span: &Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+            .map(|kv| kv["value"].clone())
+    };
+    let request = |direction: &str| {
+        let found: Vec<&Value> = spans
+            .iter()
+            .filter(|s| {
+                s["name"] == "request"
+                    && attr(s, "direction") == Some(json!({"stringValue": direction}))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{direction}: {out}");
+        found[0].clone()
+    };
+    let (ingress, egress) = (request("ingress"), request("egress"));
+    assert_eq!(egress["traceId"], ingress["traceId"], "one trace: {out}");
+    assert_eq!(egress["parentSpanId"], ingress["spanId"]);
+    assert_eq!(ingress["kind"], 3, "client");
+    assert_eq!(egress["kind"], 2, "server");
+    assert_eq!(egress["flags"], 0x301, "sampled, remote parent");
+    assert_eq!(
+        attr(&egress, "http.response.status_code"),
+        Some(json!({"intValue": "200"}))
+    );
+    assert_eq!(egress["status"]["code"], 1, "ok");
+}

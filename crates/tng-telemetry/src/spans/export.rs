@@ -201,11 +201,12 @@ impl Sink {
                     let _ = serde_json::to_writer(&mut out, &encode::span_json(span));
                     out.push(b'\n');
                 }
-                // The process's real stdout, as upstream's stdout exporter prints.
-                std::io::stdout()
-                    .lock()
-                    .write_all(&out)
+                // The process's real stdout, as upstream's stdout exporter prints; off the
+                // runtime's workers, so a slow reader of stdout stalls only this task.
+                tokio::task::spawn_blocking(move || std::io::stdout().lock().write_all(&out))
+                    .await
                     .map_err(|e| e.to_string())
+                    .and_then(|written| written.map_err(|e| e.to_string()))
             }
             Sink::Http {
                 client,
