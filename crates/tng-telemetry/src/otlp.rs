@@ -59,7 +59,7 @@ fn http_protocol(protocol: OtlpProtocol) -> Protocol {
     }
 }
 
-fn check_http(config: &OtlpExporter) -> Result<(), TelemetryError> {
+pub(crate) fn check_http(config: &OtlpExporter) -> Result<(), TelemetryError> {
     if config.protocol != OtlpProtocol::Grpc && is_https(&config.endpoint) {
         return Err(TelemetryError::msg(format!(
             "OTLP over HTTPS ({}) is not supported by this implementation; use an http:// collector or protocol `grpc`",

@@ -23,7 +23,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use super::encode::{self, Origin};
 use super::record::SpanRecord;
 use crate::error::TelemetryError;
-use crate::otlp::{header_map, is_https, EXPORT_TIMEOUT};
+use crate::otlp::{check_http, header_map, is_https, EXPORT_TIMEOUT};
 
 /// The SDK's batch defaults, which upstream runs with.
 const MAX_QUEUE: usize = 2048;
@@ -173,12 +173,7 @@ impl Sink {
                 metadata: tonic::metadata::MetadataMap::from_headers(headers),
             });
         }
-        if is_https(&config.endpoint) {
-            return Err(TelemetryError::msg(format!(
-                "OTLP over HTTPS ({}) is not supported by this implementation; use an http:// collector or protocol `grpc`",
-                config.endpoint
-            )));
-        }
+        check_http(config)?;
         let uri = config.endpoint.parse::<http::Uri>().map_err(|e| {
             TelemetryError::new(
                 format!("invalid OTLP trace endpoint {:?}", config.endpoint),
